@@ -1,0 +1,89 @@
+// Typed access to the C addon (native/baton.c). The addon is loaded with
+// node-gyp-build: a prebuilt binary from prebuilds/ when the package ships one,
+// otherwise the one compiled at install time into build/.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface OpenSocketOptions {
+  /** 4, 6, or 1 for AF_UNIX. */
+  family: 4 | 6 | 1;
+  type?: 'stream' | 'dgram';
+  host?: string;
+  port?: number;
+  path?: string;
+  /** listen(2) with this backlog (stream sockets); omit to leave unlistened. */
+  backlog?: number;
+  reuseAddr?: boolean;
+  reusePort?: boolean;
+  v6only?: boolean;
+  cloexec?: boolean;
+  nonblock?: boolean;
+  passCred?: boolean;
+  /** umask applied around bind(2) of a UNIX socket path. */
+  umask?: number;
+}
+
+export interface LocalAddress {
+  family: number;
+  address?: string;
+  port?: number;
+  path?: string;
+}
+
+export interface ReceivedMessage {
+  data: string;
+  fds: number[];
+  pid?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface SpawnOptions {
+  /** [source fd in this process, fd number in the child]. */
+  fds: Array<[number, number]>;
+  cwd?: string;
+  setsid?: boolean;
+}
+
+export type CbpfInstruction = [code: number, jt: number, jf: number, k: number];
+
+interface Addon {
+  openSocket(options: OpenSocketOptions): number;
+  localAddress(fd: number): LocalAddress;
+  getsockoptInt(fd: number, level: number, name: number): number;
+  setsockoptInt(fd: number, level: number, name: number, value: number): void;
+  fdFlags(fd: number, set?: { cloexec?: boolean; nonblock?: boolean }): { cloexec: boolean; nonblock: boolean };
+  dup2(oldFd: number, newFd: number): number;
+  closeFd(fd: number): void;
+  flock(fd: number, op: 'ex' | 'sh' | 'un', nonBlocking?: boolean): boolean;
+  attachReuseportCbpf(fd: number, program: CbpfInstruction[]): void;
+  detachReuseportBpf(fd: number): void;
+  socketPair(): [number, number];
+  pipe(): [readFd: number, writeFd: number];
+  connectUnix(path: string, type?: 'stream' | 'dgram'): number;
+  sendFds(sock: number, fds: number[], data: string): number;
+  recvMsg(sock: number): ReceivedMessage | null;
+  sendDatagram(path: string, data: string): void;
+  spawn(file: string, argv: string[], envp: string[], options: SpawnOptions): number;
+  waitpid(pid: number, noHang: boolean): [pid: number, status: number] | null;
+  tcpListenQueue(fd: number): number;
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const require = createRequire(import.meta.url);
+const load = require('node-gyp-build') as (dir: string) => Addon;
+
+export const native: Addon = load(root);
+
+/** Socket option constants from <asm-generic/socket.h> (x86_64, arm64). */
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SO_TYPE = 3;
+export const SO_REUSEPORT = 15;
+export const SO_ACCEPTCONN = 30;
+export const SO_INCOMING_CPU = 49;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;

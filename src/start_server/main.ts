@@ -1,0 +1,140 @@
+// The start_server command: parse, then act in upstream's order (help,
+// version, restart, stop, start), and turn every failure into one line on
+// stderr and a documented exit code.
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeListeners, ListenError, type Listener, openListeners } from '../net/listeners.ts';
+import { native } from '../net/native.ts';
+import { PortSpecError } from '../net/port-spec.ts';
+import { ClientError, restartServer, stopServer } from './client.ts';
+import { loadEnvdir } from './envdir.ts';
+import { acquirePidFile, PidFileError } from './files.ts';
+import { Inbox } from './inbox.ts';
+import { log } from './log.ts';
+import { HELP, parseArgs, type StartServerOptions, UsageError } from './options.ts';
+import { spawnProcess } from './spawn.ts';
+import { HANDLED_SIGNALS, Supervisor } from './supervisor.ts';
+
+export const COMPAT_VERSION = '0.35';
+const DAEMON_ENV = '__BATON_START_SERVER_DAEMON';
+
+function somaxconn(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()) || 4096;
+  } catch {
+    return 4096;
+  }
+}
+
+/** The environment the supervisor and its workers start from (upstream exports these). */
+function startupEnv(o: StartServerOptions): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  delete env[DAEMON_ENV];
+  if (o.envdir !== undefined) env.ENVDIR = o.envdir;
+  if (o.enableAutoRestart !== undefined) env.ENABLE_AUTO_RESTART = '1';
+  if (o.killOldDelay !== undefined) env.KILL_OLD_DELAY = String(o.killOldDelay);
+  if (o.autoRestartInterval !== undefined) env.AUTO_RESTART_INTERVAL = String(o.autoRestartInterval);
+  return { ...env, ...loadEnvdir(env.ENVDIR) };
+}
+
+/** Opens --log-file: a file in append mode, or a pipe to "| command". */
+function openLog(spec: string, env: Record<string, string | undefined>): number {
+  const pipe = /^\s*\|\s*/s.exec(spec);
+  if (pipe) {
+    const [readEnd, writeEnd] = native.pipe();
+    spawnProcess({ command: ['/bin/sh', '-c', spec.slice(pipe[0].length)], env, fds: [[readEnd, 0]] });
+    native.closeFd(readEnd);
+    return writeEnd;
+  }
+  try {
+    return openSync(spec, 'a');
+  } catch (e) {
+    const errno = Math.abs((e as NodeJS.ErrnoException).errno ?? 0) || 255;
+    throw new UsageError(`failed to open log file:${spec}: ${(e as Error).message}`, errno);
+  }
+}
+
+/** Re-runs this command in a new session holding the sockets; the caller exits. */
+function daemonize(listeners: readonly Listener[], env: Record<string, string | undefined>): void {
+  const passed = listeners.map((l, i) => ({ key: l.key, fd: 3 + i, childFd: l.childFd, path: l.path }));
+  spawnProcess({
+    command: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    env: { ...env, [DAEMON_ENV]: JSON.stringify(passed) },
+    fds: listeners.map((l, i): [number, number] => [l.fd, 3 + i]),
+    setsid: true,
+  });
+}
+
+async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
+  const env = startupEnv(o);
+  const inheritedRaw = process.env[DAEMON_ENV];
+  let listeners: Listener[];
+  if (inheritedRaw !== undefined) {
+    listeners = JSON.parse(inheritedRaw) as Listener[];
+  } else {
+    const logFd = o.logFile === undefined ? undefined : openLog(o.logFile, env);
+    log(`start_server (pid:${process.pid}) starting now...`);
+    listeners = await openListeners({ ports: o.ports, paths: o.paths, backlog: o.backlog || somaxconn(), warn: log });
+    if (logFd !== undefined) {
+      native.dup2(logFd, 1);
+      native.dup2(logFd, 2);
+      closeSync(logFd);
+    }
+    if (o.daemonize) {
+      daemonize(listeners, env);
+      return 0;
+    }
+  }
+  const pidFile = o.pidFile === undefined ? undefined : acquirePidFile(o.pidFile, process.pid);
+  const supervisor = new Supervisor({ options: o, listeners, inbox, baseEnv: env, stdinDevNull: inheritedRaw !== undefined });
+  try {
+    return await supervisor.run();
+  } finally {
+    pidFile?.release();
+    closeListeners(listeners);
+    if (supervisor.statusWritten && o.statusFile !== undefined) {
+      try {
+        unlinkSync(o.statusFile);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** Runs start_server with `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  // Handlers first: a HUP or TERM during start-up is queued, not fatal.
+  const inbox = new Inbox();
+  inbox.listen(HANDLED_SIGNALS);
+  try {
+    const action = parseArgs(argv);
+    switch (action.kind) {
+      case 'help':
+        writeSync(1, HELP);
+        return 0;
+      case 'version':
+        writeSync(1, `${COMPAT_VERSION}\n`);
+        return 0;
+      case 'restart':
+        await restartServer(action.pidFile, action.statusFile);
+        return 0;
+      case 'stop':
+        stopServer(action.pidFile);
+        return 0;
+      case 'start':
+        return await start(action.options, inbox);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ListenError || e instanceof PidFileError || e instanceof ClientError) {
+      log(e.message);
+      return e.exitCode;
+    }
+    if (e instanceof PortSpecError) {
+      log(e.message);
+      return 255;
+    }
+    throw e;
+  } finally {
+    inbox.close();
+  }
+}

@@ -1,0 +1,96 @@
+// Helpers for tests that run real processes on real sockets.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const ROOT = join(import.meta.dirname, '..');
+export const START_SERVER = join(ROOT, 'src', 'cli', 'start_server.ts');
+export const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as { port: number };
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+export function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface Running {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs `node <script> ...args`, collecting output. Killed at test end if still alive. */
+export function run(
+  t: { after: (fn: () => void) => void },
+  script: string,
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Running {
+  const child = spawn(process.execPath, [script, ...args], {
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    err += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Polls until `check` returns a truthy value, or fails after `ms`. */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Connects, sends `send`, returns everything the server wrote before closing. */
+export function exchange(port: number, send = '', host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ port, host }, () => sock.end(send));
+    let data = '';
+    sock.on('data', (d) => {
+      data += d;
+    });
+    sock.on('end', () => resolve(data));
+    sock.on('error', reject);
+  });
+}
+
+/** Perl worker: answers each connection with "<generation>:<pid>\n" on its first inherited socket. */
+export const ECHO_WORKER = `
+use strict; use IO::Socket::INET;
+my ($entry) = split /;/, $ENV{SERVER_STARTER_PORT};
+my ($fd) = $entry =~ /=(\\d+)$/;
+my $s = IO::Socket::INET->new; $s->fdopen($fd, 'r') or die "fdopen: $!";
+$SIG{TERM} = sub { exit 0 };
+while (my $c = $s->accept) { $c->print("$ENV{SERVER_STARTER_GENERATION}:$$\\n"); $c->close }
+`;

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { getopt } from '../../src/start_server/getopt.ts';
+import { parseArgs, type StartServerOptions } from '../../src/start_server/options.ts';
+import { normalizeSignal } from '../../src/start_server/signals.ts';
+
+function startOptions(argv: string[]): StartServerOptions {
+  const a = parseArgs(argv);
+  assert.equal(a.kind, 'start');
+  return (a as { options: StartServerOptions }).options;
+}
+
+test('Getopt::Long forms: =value, separate value, single dash, prefixes, any case', () => {
+  const o = startOptions([
+    '--port=80',
+    '--port',
+    '81',
+    '-interval',
+    '3',
+    '--PID=/p',
+    '--status',
+    '/s',
+    '--Signal-on-h=usr1',
+    '--',
+    'cmd',
+    '-x',
+  ]);
+  assert.deepEqual(o.ports, ['80', '81']);
+  assert.equal(o.interval, 3);
+  assert.equal(o.pidFile, '/p');
+  assert.equal(o.statusFile, '/s');
+  assert.equal(o.signalOnHup, 'USR1');
+  assert.deepEqual(o.command, ['cmd', '-x']);
+});
+
+test('options may follow the command words (permute); -- ends them', () => {
+  const o = startOptions(['cmd', '--port=80', 'arg']);
+  assert.deepEqual(o.command, ['cmd', 'arg']);
+  assert.deepEqual(o.ports, ['80']);
+});
+
+test('abbreviations prefer upstream options over baton extensions', () => {
+  assert.equal(startOptions(['--kill=3', 'x']).killOldDelay, 3);
+  assert.equal(startOptions(['--kill-t=3', 'x']).killTimeout, 3);
+  assert.equal(startOptions(['--ready-n', 'x']).readyNotify, true);
+});
+
+test('a mandatory value is taken even when it starts with a dash', () => {
+  assert.deepEqual(getopt(['--dir', '-weird', 'x'], [{ name: 'dir', kind: 'string' }]).values, { dir: '-weird' });
+});
+
+test('Getopt::Long error messages', () => {
+  const errs = (argv: string[]) =>
+    getopt(argv, [
+      { name: 'path', kind: 'list' },
+      { name: 'pid-file', kind: 'string' },
+      { name: 'port', kind: 'list' },
+      { name: 'interval', kind: 'integer' },
+      { name: 'daemonize', kind: 'flag' },
+    ]).errors;
+  assert.deepEqual(errs(['--p=1']), ['Option p is ambiguous (path, pid-file, port)']);
+  assert.deepEqual(errs(['--bogus']), ['Unknown option: bogus']);
+  assert.deepEqual(errs(['--interval=abc']), ['Value "abc" invalid for option interval (number expected)']);
+  assert.deepEqual(errs(['--interval']), ['Option interval requires an argument']);
+  assert.deepEqual(errs(['--daemonize=1']), ['Option daemonize does not take an argument']);
+});
+
+test('evaluation order and exit codes follow upstream', () => {
+  assert.deepEqual(parseArgs(['--help', '--version']), { kind: 'help' });
+  assert.deepEqual(parseArgs(['--version', '--stop']), { kind: 'version' });
+  assert.equal(parseArgs(['--restart', '--stop']).kind, 'restart');
+  const code = (argv: string[]) => {
+    try {
+      parseArgs(argv);
+    } catch (e) {
+      return [(e as { exitCode: number }).exitCode, (e as Error).message];
+    }
+    return undefined;
+  };
+  assert.deepEqual(code(['--bogus', 'x']), [1, 'Unknown option: bogus']);
+  assert.match(
+    String(code(['cmd', '-s', 'X'])?.[1]),
+    /Option s is ambiguous \(signal-on-hup, signal-on-term, status-file, stop\)\n.*put -- before the server command/,
+  );
+  assert.deepEqual(code(['--daemonize', 'x'])?.[0], 255);
+  assert.match(String(code(['--daemonize', 'x'])?.[1]), /--log-file option must be specified together with --daemonize/);
+  assert.deepEqual(code(['--port=80'])?.[0], 255);
+  assert.match(String(code(['--port=80'])?.[1]), /^server program not specified/);
+  assert.deepEqual(code(['--signal-on-hup=FOO', 'x']), [
+    1,
+    '--signal-on-hup: unknown signal name "FOO" (use a name such as TERM, QUIT, USR1)',
+  ]);
+  assert.deepEqual(code(['--interval=-1', 'x']), [1, '--interval must be 0 or more (got -1)']);
+});
+
+test('defaults', () => {
+  const o = startOptions(['x']);
+  assert.equal(o.interval, 1);
+  assert.equal(o.signalOnHup, 'TERM');
+  assert.equal(o.signalOnTerm, 'TERM');
+  assert.equal(o.backlog, 0);
+  assert.equal(o.killTimeout, 0);
+  assert.equal(o.readyNotify, false);
+  assert.equal(o.enableAutoRestart, undefined);
+});
+
+test('signal names: any case, optional SIG, numbers', () => {
+  assert.equal(normalizeSignal('sigusr1', 'x'), 'USR1');
+  assert.equal(normalizeSignal('Hup', 'x'), 'HUP');
+  assert.equal(normalizeSignal('SIGTERM', 'x'), 'TERM');
+  assert.equal(normalizeSignal('15', 'x'), 'TERM');
+  assert.throws(() => normalizeSignal('99', 'x'));
+});
