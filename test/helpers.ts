@@ -43,6 +43,8 @@ export function run(
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so cleanup reaches workers a killed supervisor orphans.
+    detached: true,
   });
   let out = '';
   let err = '';
@@ -56,7 +58,11 @@ export function run(
     child.on('close', (code, signal) => resolve({ code, signal }));
   });
   t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    try {
+      process.kill(-(child.pid as number), 'SIGKILL');
+    } catch {
+      // the whole group is gone
+    }
   });
   return { child, stdout: () => out, stderr: () => err, exited };
 }

@@ -70,12 +70,14 @@ export class Inbox {
     });
   }
 
-  /** Sleeps `ms`, or less when `interrupted()` becomes true first. */
+  /**
+   * Sleeps `ms`, or less when `interrupted()` becomes true first. Always
+   * yields once, so a zero sleep still lets queued signals in.
+   */
   async sleep(ms: number, interrupted: () => boolean): Promise<void> {
     const end = Date.now() + ms;
-    for (let left = ms; left > 0 && !interrupted(); left = end - Date.now()) {
-      await this.next(left);
-    }
+    do await this.next(Math.max(0, end - Date.now()));
+    while (Date.now() < end && !interrupted());
   }
 
   private wake(): void {

@@ -29,6 +29,7 @@ import { devNullFd, type SpawnError, spawnProcess } from './spawn.ts';
 export const HANDLED_SIGNALS = ['HUP', 'TERM', 'INT', 'QUIT', 'USR1', 'USR2'];
 
 const FAILURE_HINT_AFTER = 3;
+const MIN_RETRY_MS = 100;
 
 export interface SupervisorConfig {
   options: StartServerOptions;
@@ -170,8 +171,9 @@ export class Supervisor {
         return;
       }
       if (pid === undefined) {
-        // Nothing ran: keep upstream's pace of one attempt per --interval.
-        await this.inbox.sleep(this.opts.interval * 1000 - (Date.now() - started), () => false);
+        // Nothing ran: keep upstream's pace of one attempt per --interval,
+        // and never spin (upstream at least pays for a fork per attempt).
+        await this.inbox.sleep(Math.max(this.opts.interval * 1000, MIN_RETRY_MS) - (Date.now() - started), () => false);
       }
       if (++this.consecutiveFailures === FAILURE_HINT_AFTER) {
         log(
