@@ -1,0 +1,5 @@
+// baton's library API.
+
+export { formatServerStarterPort, type PortEntry, parseServerStarterPort } from './net/server-starter-port.ts';
+export { type Graceful, type GracefulOptions, graceful } from './serve/graceful.ts';
+export { type InheritedSocket, inheritedSockets, type ListenOptions, listen } from './serve/listen.ts';

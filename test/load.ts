@@ -1,0 +1,67 @@
+// wrk and ab, run as real clients, with their failure counters parsed the way
+// they report them: wrk socket errors (connect, read, write, timeout) plus
+// non-2xx/3xx responses; ab's failed requests plus non-2xx responses.
+import { spawn } from 'node:child_process';
+
+export interface LoadResult {
+  tool: string;
+  requests: number;
+  failures: number;
+  detail: string;
+  output: string;
+}
+
+function runTool(cmd: string, args: string[]): { done: Promise<string>; stop: () => void } {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
+  const done = new Promise<string>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+  });
+  return { done, stop: () => child.kill('SIGINT') };
+}
+
+const num = (re: RegExp, text: string) => Number(re.exec(text)?.[1] ?? 0);
+
+export function parseWrk(out: string): LoadResult {
+  const requests = num(/(\d+) requests in/, out);
+  const m = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socket = m ? m.slice(1).map(Number) : [0, 0, 0, 0];
+  const non2xx = num(/Non-2xx or 3xx responses: (\d+)/, out);
+  const failures = socket.reduce((a, b) => a + b, 0) + non2xx;
+  if (!/requests in/.test(out)) throw new Error(`wrk produced no summary:\n${out}`);
+  return {
+    tool: 'wrk',
+    requests,
+    failures,
+    detail: `connect ${socket[0]}, read ${socket[1]}, write ${socket[2]}, timeout ${socket[3]}, non-2xx ${non2xx}`,
+    output: out,
+  };
+}
+
+export function parseAb(out: string): LoadResult {
+  if (!/Complete requests:/.test(out)) throw new Error(`ab produced no summary:\n${out}`);
+  const requests = num(/Complete requests:\s+(\d+)/, out);
+  const failed = num(/Failed requests:\s+(\d+)/, out);
+  const non2xx = num(/Non-2xx responses:\s+(\d+)/, out);
+  return { tool: 'ab', requests, failures: failed + non2xx, detail: `failed ${failed}, non-2xx ${non2xx}`, output: out };
+}
+
+/** wrk for `seconds`: keep-alive unless `close` is set. */
+export function wrk(url: string, seconds: number, connections: number, close = false) {
+  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...(close ? ['-H', 'Connection: close'] : []), url];
+  const run = runTool('wrk', args);
+  return { result: run.done.then(parseWrk), stop: run.stop };
+}
+
+/** ab -r for `seconds` (no keep-alive), at most `limit` requests. */
+export function ab(url: string, seconds: number, connections: number, limit = 5_000_000) {
+  const run = runTool('ab', ['-r', '-q', '-s', '5', `-c${connections}`, `-t${seconds}`, `-n${limit}`, url]);
+  return { result: run.done.then(parseAb), stop: run.stop };
+}

@@ -1,0 +1,81 @@
+// Zero failed requests through 20 hot deploys, with real peers: Starlet
+// (plackup -s Starlet) and a Node app under our start_server, loaded by wrk
+// (keep-alive) and ab (no keep-alive).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
+import { ab, wrk } from '../load.ts';
+
+const DEPLOYS = 20;
+const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+const missing = ['wrk', 'ab', 'plackup'].filter((b) => !have(b));
+const starletMissing = spawnSync('perl', ['-MPlack::Handler::Starlet', '-e1']).status !== 0;
+
+const apps: Record<string, string[]> = {
+  starlet: [
+    'plackup',
+    '-s',
+    'Starlet',
+    '--max-workers=4',
+    '-E',
+    'deployment',
+    '-e',
+    'sub { [200, ["Content-Type" => "text/plain"], ["hello\\n"]] }',
+  ],
+  node: [process.execPath, join(ROOT, 'examples', 'hello', 'app.ts')],
+};
+
+for (const [name, command] of Object.entries(apps)) {
+  for (const client of ['wrk', 'ab'] as const) {
+    const skip = missing.length
+      ? `missing ${missing.join(', ')}`
+      : name === 'starlet' && starletMissing
+        ? 'missing Debian package starlet'
+        : false;
+    test(`${name} under start_server: ${DEPLOYS} HUPs under ${client} load, 0 failed requests`, { skip, timeout: 120_000 }, async (t) => {
+      const port = await freePort();
+      const s = run(t, START_SERVER, [`--port=127.0.0.1:${port}`, '--', ...command]);
+      const url = `http://127.0.0.1:${port}/`;
+      await waitFor('first generation serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
+      const seconds = DEPLOYS + 4;
+      const load = client === 'wrk' ? wrk(url, seconds, 50) : ab(url, seconds, 20);
+      await sleep(1000);
+      for (let i = 0; i < DEPLOYS; i++) {
+        s.child.kill('SIGHUP');
+        await sleep(1000);
+      }
+      const result = await load.result;
+      s.child.kill('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      const deploys = (s.stderr().match(/new worker is now running/g) ?? []).length;
+      t.diagnostic(`${client}: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${deploys} deploys`);
+      assert.equal(deploys, DEPLOYS, s.stderr().slice(-3000));
+      assert.ok(result.requests > 1000, `load ran: ${result.output}`);
+      assert.equal(result.failures, 0, `${result.detail}\n${result.output}`);
+    });
+  }
+}
+
+test('control: an app that exits on TERM fails requests under the same load', {
+  skip: missing.includes('wrk') ? 'missing wrk' : false,
+  timeout: 60_000,
+}, async (t) => {
+  const port = await freePort();
+  const s = run(t, START_SERVER, [`--port=127.0.0.1:${port}`, '--', process.execPath, join(ROOT, 'test', 'fixtures', 'naive-app.ts')]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
+  const load = wrk(url, 8, 50);
+  await sleep(1000);
+  for (let i = 0; i < 5; i++) {
+    s.child.kill('SIGHUP');
+    await sleep(1000);
+  }
+  const result = await load.result;
+  s.child.kill('SIGTERM');
+  await s.exited;
+  t.diagnostic(`control wrk: ${result.requests} requests, ${result.failures} failed (${result.detail})`);
+  assert.ok(result.failures > 0, `the naive app must lose requests: ${result.detail}`);
+});
