@@ -49,11 +49,12 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
   let draining = false;
   let done: Promise<'drained' | 'timeout'> | undefined;
 
-  server.on('connection', (socket: Socket) => {
+  // Prepended: the app's own listeners may send a whole response synchronously.
+  server.prependListener('connection', (socket: Socket) => {
     conns.set(socket, { inFlight: new Set(), lastActive: Date.now() });
     socket.once('close', () => conns.delete(socket));
   });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     const state = conns.get(req.socket);
     if (!state) return;
     state.inFlight.add(res);

@@ -53,6 +53,8 @@ for (const [name, command] of Object.entries(apps)) {
       const deploys = (s.stderr().match(/new worker is now running/g) ?? []).length;
       t.diagnostic(`${client}: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${deploys} deploys`);
       assert.equal(deploys, DEPLOYS, s.stderr().slice(-3000));
+      const retired = (s.stderr().match(/old worker \d+ died/g) ?? []).length;
+      assert.equal(retired, DEPLOYS, `every old generation drained and exited:\n${s.stderr().slice(-3000)}`);
       assert.ok(result.requests > 1000, `load ran: ${result.output}`);
       assert.equal(result.failures, 0, `${result.detail}\n${result.output}`);
     });

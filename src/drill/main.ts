@@ -1,0 +1,87 @@
+// `baton drill`: hot-deploy a server repeatedly under load and report every
+// failed request. Exit status 0 only when nothing failed.
+import { writeFileSync, writeSync } from 'node:fs';
+import { getopt } from '../start_server/getopt.ts';
+import { formatReport } from './report.ts';
+import { runDrill } from './run.ts';
+
+const USAGE = `Usage: baton drill [options] -- <server command>
+       baton drill --url=URL --deploy='<shell command>' [options]
+
+  --deploys=N          hot deploys to perform (default 10)
+  --every=SECS         seconds between deploys (default 1)
+  --connections=N      concurrent client connections (default 20)
+  --no-keepalive       one request per connection (default: keep-alive)
+  --method=GET|POST    POST sends random bodies the server must echo as sha256
+  --body-bytes=N       POST body size (default 1024)
+  --timeout=SECS       a request with no response by then is "timeout" (default 5)
+  --expect-status=N    (default 200)
+  --path=/p            request path with a server command (default /)
+  --json=FILE          also write the report as JSON
+`;
+
+export async function drillMain(argv: string[]): Promise<number> {
+  const {
+    values: v,
+    rest,
+    errors,
+  } = getopt(argv, [
+    { name: 'deploys', kind: 'integer' },
+    { name: 'every', kind: 'string' },
+    { name: 'connections', kind: 'integer' },
+    { name: 'no-keepalive', kind: 'flag' },
+    { name: 'method', kind: 'string' },
+    { name: 'body-bytes', kind: 'integer' },
+    { name: 'timeout', kind: 'string' },
+    { name: 'expect-status', kind: 'integer' },
+    { name: 'path', kind: 'string' },
+    { name: 'url', kind: 'string' },
+    { name: 'deploy', kind: 'string' },
+    { name: 'json', kind: 'string' },
+    { name: 'help', kind: 'flag' },
+  ]);
+  const usage = (msg: string) => {
+    writeSync(2, `baton drill: ${msg}\n${USAGE}`);
+    return 1;
+  };
+  if (v.help) {
+    writeSync(1, USAGE);
+    return 0;
+  }
+  if (errors.length) return usage(errors[0] as string);
+  const url = v.url as string | undefined;
+  if (url && !v.deploy) return usage('--url needs --deploy (the command that hot-deploys that server)');
+  if (!url && rest.length === 0) return usage('give a server command after --, or --url with --deploy');
+  const every = Number(v.every ?? 1);
+  const timeout = Number(v.timeout ?? 5);
+  const method = String(v.method ?? 'GET').toUpperCase();
+  if (!(every > 0)) return usage(`--every must be a positive number of seconds (got ${v.every})`);
+  if (!(timeout > 0)) return usage(`--timeout must be a positive number of seconds (got ${v.timeout})`);
+  if (method !== 'GET' && method !== 'POST') return usage(`--method must be GET or POST (got ${v.method})`);
+  const connections = (v.connections as number | undefined) ?? 20;
+  if (connections < 1) return usage('--connections must be at least 1');
+  const keepAlive = !v['no-keepalive'];
+  const { report } = await runDrill({
+    label: `${keepAlive ? 'keep-alive' : 'no keep-alive'} ${method}, ${connections} connections`,
+    command: url ? undefined : rest,
+    url,
+    deployCommand: v.deploy as string | undefined,
+    path: (v.path as string | undefined) ?? '/',
+    deploys: (v.deploys as number | undefined) ?? 10,
+    everyMs: every * 1000,
+    warmupMs: 1000,
+    cooldownMs: 2000,
+    load: {
+      connections,
+      keepAlive,
+      method,
+      bodyBytes: (v['body-bytes'] as number | undefined) ?? 1024,
+      timeoutMs: timeout * 1000,
+      expectStatus: (v['expect-status'] as number | undefined) ?? 200,
+    },
+    progress: (line) => writeSync(2, `${line}\n`),
+  });
+  writeSync(1, formatReport(report));
+  if (v.json) writeFileSync(v.json as string, `${JSON.stringify(report, null, 2)}\n`);
+  return report.failed === 0 ? 0 : 2;
+}

@@ -1,0 +1,150 @@
+// One drill: a server under baton's supervisor (or any running URL), load
+// from the counting client, N hot deploys, then a report.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LoadClient, type LoadOptions } from './client.ts';
+import { buildReport, type Deploy, type DrillReport } from './report.ts';
+
+const START_SERVER = join(import.meta.dirname, '..', 'cli', `start_server${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
+
+export interface DrillOptions {
+  label: string;
+  /** Server command to run under start_server; or undefined with `url` + `deployCommand`. */
+  command?: string[];
+  url?: string;
+  deployCommand?: string;
+  path: string;
+  deploys: number;
+  everyMs: number;
+  warmupMs: number;
+  cooldownMs: number;
+  load: Omit<LoadOptions, 'url'>;
+  progress?: (line: string) => void;
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as { port: number };
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+/** Follows start_server's log: when did each deploy's old generation exit? */
+class DeployTracker {
+  readonly deploys: Deploy[] = [];
+  private readonly pendingOld = new Map<number, Set<number>>();
+  log = '';
+  private buffer = '';
+  private readonly t0: number;
+
+  constructor(child: ChildProcess, t0: number) {
+    this.t0 = t0;
+    child.stderr?.on('data', (d: Buffer) => this.feed(d.toString()));
+  }
+
+  trigger(index: number): void {
+    this.deploys.push({ index, at: performance.now() - this.t0, durationMs: undefined });
+  }
+
+  private feed(text: string): void {
+    this.log += text;
+    if (this.log.length > 1_000_000) this.log = this.log.slice(-500_000);
+    this.buffer += text;
+    const lines = this.buffer.split('\n');
+    this.buffer = lines.pop() as string;
+    for (const line of lines) this.line(line);
+  }
+
+  private line(line: string): void {
+    const now = performance.now() - this.t0;
+    const running = /^new worker is now running, sending \w+ to old workers:(.*)$/.exec(line);
+    const deploy = this.deploys.find((d) => d.durationMs === undefined && !this.pendingOld.has(d.index));
+    if (running && deploy) {
+      const pids = new Set(running[1] === 'none' ? [] : (running[1] as string).split(',').map(Number));
+      // old workers of earlier deploys may still be listed: only new ones matter
+      for (const set of this.pendingOld.values()) for (const p of set) pids.delete(p);
+      this.pendingOld.set(deploy.index, pids);
+      if (pids.size === 0) deploy.durationMs = now - deploy.at;
+    }
+    const died = /^old worker (\d+) died/.exec(line);
+    if (died) {
+      const pid = Number(died[1]);
+      for (const [index, pids] of this.pendingOld) {
+        if (!pids.delete(pid) || pids.size > 0) continue;
+        const d = this.deploys.find((x) => x.index === index) as Deploy;
+        d.durationMs = now - d.at;
+      }
+    }
+  }
+}
+
+async function waitServing(url: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if ((await fetch(url).catch(() => undefined))?.ok) return;
+    await sleep(100);
+  }
+  throw new Error(`the server did not answer ${url} within ${ms / 1000} s`);
+}
+
+export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; serverLog: string }> {
+  const t0 = performance.now();
+  let url = o.url;
+  let supervisor: ChildProcess | undefined;
+  let tracker: DeployTracker | undefined;
+  if (o.command) {
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}${o.path}`;
+    supervisor = spawn(process.execPath, [START_SERVER, `--port=127.0.0.1:${port}`, '--', ...o.command], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, PORT: String(port) },
+    });
+    tracker = new DeployTracker(supervisor, t0);
+  }
+  const target = url as string;
+  try {
+    await waitServing(target, 30_000);
+    const client = new LoadClient({ ...o.load, url: target }, t0);
+    client.start();
+    const started = performance.now();
+    const deploys: Deploy[] = [];
+    let done = 0;
+    const progress = setInterval(() => {
+      const secs = (performance.now() - started) / 1000;
+      const failed = client.samples.failures.length;
+      o.progress?.(
+        `${o.label}: ${secs.toFixed(0)} s, ${Math.round(client.samples.count / secs)} req/s, ${failed} failed, ${done}/${o.deploys} deploys`,
+      );
+    }, 1000);
+    await sleep(o.warmupMs);
+    for (let i = 1; i <= o.deploys; i++) {
+      if (supervisor && tracker) {
+        tracker.trigger(i);
+        supervisor.kill('SIGHUP');
+        await sleep(o.everyMs);
+      } else {
+        const at = performance.now() - t0;
+        await new Promise<void>((resolve) =>
+          spawn('sh', ['-c', o.deployCommand as string], { stdio: 'ignore' }).on('close', () => resolve()),
+        );
+        deploys.push({ index: i, at, durationMs: performance.now() - t0 - at });
+        await sleep(Math.max(0, o.everyMs - (performance.now() - t0 - at)));
+      }
+      done = i;
+    }
+    await sleep(o.cooldownMs);
+    const samples = await client.stop();
+    clearInterval(progress);
+    const seconds = (performance.now() - started) / 1000;
+    return { report: buildReport(o.label, samples, tracker ? tracker.deploys : deploys, seconds), serverLog: tracker?.log ?? '' };
+  } finally {
+    if (supervisor && supervisor.exitCode === null) {
+      const exited = new Promise((resolve) => supervisor.once('close', resolve));
+      supervisor.kill('SIGTERM');
+      await exited;
+    }
+  }
+}

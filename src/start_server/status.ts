@@ -1,0 +1,82 @@
+// `baton status`: what a running start_server is doing, read from its pid file
+// and status file plus /proc: generations, pids, uptimes, listening sockets.
+import { readFileSync } from 'node:fs';
+import { readStatusGenerations } from './files.ts';
+
+export interface WorkerStatus {
+  generation: number;
+  pid: number;
+  alive: boolean;
+  uptimeSeconds: number | undefined;
+}
+
+export interface ServerStatus {
+  supervisorPid: number | undefined;
+  supervisorAlive: boolean;
+  ports: string | undefined;
+  workers: WorkerStatus[];
+}
+
+const CLOCK_TICKS = 100;
+
+function uptime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const startTicks = Number(fields[19]);
+    const systemUptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    return Math.max(0, Math.round(systemUptime - startTicks / CLOCK_TICKS));
+  } catch {
+    return undefined;
+  }
+}
+
+function environOf(pid: number, name: string): string | undefined {
+  try {
+    const entry = readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .find((e) => e.startsWith(`${name}=`));
+    return entry?.slice(name.length + 1);
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function readServerStatus(pidFile: string | undefined, statusFile: string): ServerStatus {
+  const text = readFileSync(statusFile, 'utf8');
+  const workers = readStatusGenerations(statusFile, () => text).map((generation) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${generation}:`)) as string;
+    const pid = Number(line.split(':')[1]);
+    return { generation, pid, alive: alive(pid), uptimeSeconds: uptime(pid) };
+  });
+  let supervisorPid: number | undefined;
+  if (pidFile) supervisorPid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]) || undefined;
+  const live = workers.find((w) => w.alive);
+  return {
+    supervisorPid,
+    supervisorAlive: supervisorPid !== undefined && alive(supervisorPid),
+    ports: live ? environOf(live.pid, 'SERVER_STARTER_PORT') : undefined,
+    workers,
+  };
+}
+
+export function formatServerStatus(s: ServerStatus): string {
+  const lines: string[] = [];
+  if (s.supervisorPid !== undefined) lines.push(`start_server pid ${s.supervisorPid} (${s.supervisorAlive ? 'running' : 'NOT RUNNING'})`);
+  if (s.ports !== undefined) lines.push(`sockets: ${s.ports === '' ? '(none)' : s.ports}`);
+  for (const w of s.workers) {
+    const up = w.uptimeSeconds === undefined ? '' : `, up ${w.uptimeSeconds}s`;
+    lines.push(`generation ${w.generation}: pid ${w.pid} (${w.alive ? 'running' : 'gone'}${up})`);
+  }
+  if (s.workers.length === 0) lines.push('no generation is running');
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { Agent, createServer, request } from 'node:http';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { graceful } from '../../src/serve/graceful.ts';
+
+async function start(handler: Parameters<typeof createServer>[1]) {
+  const server = createServer(handler);
+  const g = graceful(server, { idleMs: 300, timeoutMs: 5000 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, g, port: (server.address() as { port: number }).port };
+}
+
+function get(port: number, agent: Agent): Promise<{ status: number; connection: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ port, host: '127.0.0.1', agent }, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode as number, connection: res.headers.connection, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('after shutdown, a busy keep-alive connection gets Connection: close (even from a synchronous handler) and the server drains', async () => {
+  const { g, port } = await start((_req, res) => res.end('ok'));
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  assert.equal((await get(port, agent)).connection, 'keep-alive');
+  const done = g.shutdown();
+  const after = await get(port, agent);
+  assert.deepEqual([after.status, after.connection, after.body], [200, 'close', 'ok']);
+  assert.equal(await done, 'drained');
+  agent.destroy();
+});
+
+test('an in-flight slow request finishes, with Connection: close', async () => {
+  const { g, port } = await start(async (_req, res) => {
+    await sleep(500);
+    res.end('slow');
+  });
+  const agent = new Agent({ keepAlive: true });
+  const pending = get(port, agent);
+  await sleep(100);
+  const done = g.shutdown();
+  const r = await pending;
+  assert.deepEqual([r.status, r.body, r.connection], [200, 'slow', 'close']);
+  assert.equal(await done, 'drained');
+  agent.destroy();
+});
+
+test('an idle keep-alive connection is closed only after idleMs, and a connection that never goes idle hits the timeout', async () => {
+  const { g, port } = await start((_req, res) => res.end('ok'));
+  const agent = new Agent({ keepAlive: true });
+  await get(port, agent);
+  const t0 = Date.now();
+  assert.equal(await g.shutdown(), 'drained');
+  assert.ok(Date.now() - t0 >= 250, 'waited for the idle threshold');
+  agent.destroy();
+
+  const server = createServer(() => {});
+  const g2 = graceful(server, { idleMs: 100, timeoutMs: 400 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const req = request({ port: (server.address() as { port: number }).port, host: '127.0.0.1' });
+  req.on('error', () => {});
+  req.end();
+  await sleep(100);
+  assert.equal(await g2.shutdown(), 'timeout');
+});
