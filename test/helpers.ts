@@ -39,7 +39,17 @@ export function run(
   args: readonly string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Running {
-  const child = spawn(process.execPath, [script, ...args], {
+  return runCommand(t, process.execPath, [script, ...args], opts);
+}
+
+/** Runs any command, collecting output; its whole process group is killed at test end. */
+export function runCommand(
+  t: { after: (fn: () => void) => void },
+  command: string,
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Running {
+  const child = spawn(command, args, {
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,6 +10,7 @@ const USAGE = `Usage: baton <command> [options]
 Commands:
   start [start_server options] -- cmd...   run cmd under the hot-deploy supervisor
                                            (same options as start_server; see start_server --help)
+  serve app.js [options]                   prefork HTTP server for a Node app (baton serve --help)
   status --status-file=F [--pid-file=P]    show the running generations
   drill [options] -- cmd...                hot-deploy cmd repeatedly under load and report every failure
   help                                     this text
@@ -45,6 +46,10 @@ async function main(argv: string[]): Promise<number> {
       return startServer(rest);
     case 'status':
       return status(rest);
+    case 'serve': {
+      const { serveMain } = await import('../serve/main.ts');
+      return serveMain(rest);
+    }
     case 'drill': {
       const { drillMain } = await import('../drill/main.ts');
       return drillMain(rest);

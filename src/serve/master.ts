@@ -1,0 +1,272 @@
+// The `baton serve` master: keeps --max-workers workers accepting on the
+// shared listening sockets. It never accepts a connection itself.
+//
+// Invariants:
+// - The listening sockets stay open here for the master's whole life; workers
+//   come and go around them, so a connection queued in the kernel is never
+//   lost to a worker change.
+// - Workers are only ever retired after their replacements listen: on a
+//   recycle (request limit), on HUP (a whole new set, new code), never the
+//   other way round. A reload whose new workers fail leaves the old set serving.
+// - Readiness (sd_notify READY=1) is reported only when every worker of the
+//   set listens. The first set failing to start ends the master with status 1.
+// - On TERM/INT/QUIT every worker is told to stop, and told again every second
+//   until it is gone (a signal can land just before a worker is ready to act
+//   on it); what outlives --graceful-timeout plus a margin is KILLed.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { native } from '../net/native.ts';
+import type { WorkerConfig, WorkerMessage } from './protocol.ts';
+
+const WORKER_ENTRY = join(import.meta.dirname, `worker${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
+const RESEND_TERM_MS = 1000;
+const KILL_MARGIN_MS = 5000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** A worker that lived this long resets its slot's backoff. */
+const STABLE_MS = 5000;
+
+export interface ServeConfig {
+  app: string;
+  workers: number;
+  maxRequests: number;
+  minRequests: number;
+  spawnIntervalMs: number;
+  timeoutMs: number;
+  keepAliveTimeoutMs: number;
+  gracefulTimeoutMs: number;
+  backlog: number;
+}
+
+interface Worker {
+  child: ChildProcess;
+  pid: number;
+  slot: number;
+  set: number;
+  state: 'starting' | 'listening' | 'stopping';
+  startedAt: number;
+  onListening?: () => void;
+  onFailedStart?: (why: string) => void;
+}
+
+const log = (line: string) => process.stderr.write(`baton serve: ${line}\n`);
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `killed by ${signal}` : `exited with code ${code}`;
+}
+
+export class Master {
+  private readonly cfg: ServeConfig;
+  private readonly fds: number[];
+  private readonly workers = new Set<Worker>();
+  private currentSet = 0;
+  private stopping = false;
+  private readonly backoff = new Map<number, number>();
+  private finished: (() => void) | undefined;
+
+  constructor(cfg: ServeConfig, fds: number[]) {
+    this.cfg = cfg;
+    this.fds = fds;
+  }
+
+  /** Runs until stopped by a signal; resolves to the exit status. */
+  async run(): Promise<number> {
+    const signals: Array<[NodeJS.Signals, () => void]> = [
+      ['SIGTERM', () => this.stop('TERM')],
+      ['SIGINT', () => this.stop('INT')],
+      ['SIGQUIT', () => this.stop('QUIT')],
+      ['SIGHUP', () => void this.reload()],
+    ];
+    for (const [sig, fn] of signals) process.on(sig, fn);
+    const done = new Promise<void>((resolve) => {
+      this.finished = resolve;
+    });
+    try {
+      const started = await this.startSet(++this.currentSet);
+      if (!started.ok) {
+        log(`could not start: ${started.why}`);
+        await this.stopAll(this.allWorkers());
+        return 1;
+      }
+      log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
+      this.notify('READY=1');
+      if (!this.stopping) await done;
+      return 0;
+    } finally {
+      for (const [sig, fn] of signals) process.off(sig, fn);
+    }
+  }
+
+  private allWorkers(): Worker[] {
+    return [...this.workers];
+  }
+
+  private notify(state: string): void {
+    const path = process.env.NOTIFY_SOCKET;
+    if (!path) return;
+    try {
+      native.sendDatagram(path, `${state}\nMAINPID=${process.pid}`);
+    } catch (e) {
+      log(`could not notify ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  private requestLimit(): number {
+    const { maxRequests: max, minRequests: min } = this.cfg;
+    if (max <= 0) return 0;
+    if (min <= 0 || min >= max) return max;
+    return min + Math.floor(Math.random() * (max - min + 1));
+  }
+
+  private spawnWorker(slot: number, set: number): Worker {
+    const config: WorkerConfig = {
+      app: this.cfg.app,
+      fds: this.fds.map((_, i) => 4 + i),
+      backlog: this.cfg.backlog,
+      maxRequests: this.requestLimit(),
+      timeoutMs: this.cfg.timeoutMs,
+      keepAliveTimeoutMs: this.cfg.keepAliveTimeoutMs,
+      gracefulTimeoutMs: this.cfg.gracefulTimeoutMs,
+    };
+    const child = spawn(process.execPath, [...process.execArgv, WORKER_ENTRY], {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...this.fds],
+      env: { ...process.env, BATON_SERVE_WORKER: JSON.stringify(config) },
+    });
+    const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now() };
+    this.workers.add(w);
+    child.on('message', (m: WorkerMessage) => this.onMessage(w, m));
+    child.on('exit', (code, signal) => this.onExit(w, code, signal));
+    child.on('error', (err) => log(`worker in slot ${slot} could not be started: ${err.message}`));
+    return w;
+  }
+
+  private whenListening(w: Worker): Promise<{ ok: true } | { ok: false; why: string }> {
+    return new Promise((resolve) => {
+      w.onListening = () => resolve({ ok: true });
+      w.onFailedStart = (why) => resolve({ ok: false, why });
+    });
+  }
+
+  /** Starts one worker per slot (--spawn-interval apart) and waits until all listen. */
+  private async startSet(set: number): Promise<{ ok: true } | { ok: false; why: string }> {
+    const waits: Array<Promise<{ ok: true } | { ok: false; why: string }>> = [];
+    for (let slot = 0; slot < this.cfg.workers && !this.stopping; slot++) {
+      if (slot > 0 && this.cfg.spawnIntervalMs > 0) await new Promise((r) => setTimeout(r, this.cfg.spawnIntervalMs));
+      waits.push(this.whenListening(this.spawnWorker(slot, set)));
+    }
+    const results = await Promise.all(waits);
+    const failed = results.find((r) => !r.ok);
+    if (this.stopping) return { ok: false, why: 'stopped while starting' };
+    return failed ?? { ok: true };
+  }
+
+  private onMessage(w: Worker, m: WorkerMessage): void {
+    if (m?.type === 'listening') {
+      w.state = w.state === 'starting' ? 'listening' : w.state;
+      w.onListening?.();
+    } else if (m?.type === 'recycle' && w.state === 'listening' && !this.stopping && w.set === this.currentSet) {
+      void this.replace(w, `served ${m.handled} requests`);
+    }
+  }
+
+  /** Starts a replacement in w's slot; retires w once the replacement listens. */
+  private async replace(w: Worker, why: string): Promise<void> {
+    const next = this.spawnWorker(w.slot, w.set);
+    const r = await this.whenListening(next);
+    if (r.ok) {
+      log(`worker ${w.pid} ${why}: replaced by ${next.pid}`);
+      this.retire(w);
+    }
+  }
+
+  private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    this.workers.delete(w);
+    const how = describeExit(code, signal);
+    if (w.state === 'starting') {
+      w.onFailedStart?.(`worker ${w.pid} ${how} before it was listening`);
+    } else if (w.state === 'listening' && !this.stopping && w.set === this.currentSet) {
+      const lived = Date.now() - w.startedAt;
+      const previous = this.backoff.get(w.slot) ?? 0;
+      const delay = lived >= STABLE_MS ? 0 : Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, previous * 2));
+      this.backoff.set(w.slot, delay);
+      log(
+        `worker ${w.pid} ${how} unexpectedly (its in-flight requests are lost); restarting slot ${w.slot}${delay ? ` in ${delay} ms` : ''}`,
+      );
+      setTimeout(() => {
+        if (!this.stopping && w.set === this.currentSet) void this.restartSlot(w.slot, w.set);
+      }, delay);
+    }
+    if (this.stopping && this.workers.size === 0) this.finished?.();
+  }
+
+  private async restartSlot(slot: number, set: number): Promise<void> {
+    const w = this.spawnWorker(slot, set);
+    const r = await this.whenListening(w);
+    if (!r.ok && !this.stopping && set === this.currentSet) {
+      const delay = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, (this.backoff.get(slot) ?? 0) * 2));
+      this.backoff.set(slot, delay);
+      log(`${r.why}; retrying slot ${slot} in ${delay} ms`);
+      setTimeout(() => {
+        if (!this.stopping && set === this.currentSet) void this.restartSlot(slot, set);
+      }, delay);
+    }
+  }
+
+  /** HUP: a fresh set of workers (new code); the old set retires once it listens. */
+  private async reload(): Promise<void> {
+    if (this.stopping) return;
+    const set = ++this.currentSet;
+    log(`reloading: starting ${this.cfg.workers} new workers`);
+    this.notify('RELOADING=1');
+    const r = await this.startSet(set);
+    if (this.stopping) return;
+    if (!r.ok) {
+      log(`reload failed (${r.why}); the previous workers keep serving`);
+      for (const w of this.allWorkers()) if (w.set === set) this.retire(w);
+      if (this.currentSet === set) this.currentSet = set - 1;
+      this.notify('READY=1');
+      return;
+    }
+    if (this.currentSet !== set) return;
+    const old = this.allWorkers().filter((w) => w.set < set);
+    log(`reload done: new workers listen; retiring ${old.length} old workers`);
+    for (const w of old) this.retire(w);
+    this.notify('READY=1');
+  }
+
+  /** Tells a worker to stop, again every second, and KILLs it past the deadline. */
+  private retire(w: Worker): void {
+    if (w.state === 'stopping') return;
+    w.state = 'stopping';
+    const deadline = Date.now() + this.cfg.gracefulTimeoutMs + KILL_MARGIN_MS;
+    const tell = () => {
+      if (!this.workers.has(w)) return clearInterval(timer);
+      if (Date.now() > deadline) {
+        log(`worker ${w.pid} still running past --graceful-timeout; sending KILL`);
+        w.child.kill('SIGKILL');
+        return clearInterval(timer);
+      }
+      w.child.kill('SIGTERM');
+    };
+    const timer = setInterval(tell, RESEND_TERM_MS);
+    tell();
+  }
+
+  private stopAll(workers: Worker[]): Promise<void> {
+    this.stopping = true;
+    const gone = new Promise<void>((resolve) => {
+      if (this.workers.size === 0) resolve();
+      else this.finished = resolve;
+    });
+    for (const w of workers) this.retire(w);
+    return gone;
+  }
+
+  private stop(sig: string): void {
+    if (this.stopping) return;
+    log(`received ${sig}: stopping ${this.workers.size} workers gracefully`);
+    this.notify('STOPPING=1');
+    const finished = this.finished;
+    void this.stopAll(this.allWorkers()).then(() => finished?.());
+  }
+}

@@ -1,0 +1,79 @@
+// A `baton serve` worker: loads the app, accepts directly on the shared
+// listening sockets it inherited from the master, and drains gracefully.
+//
+// Invariants:
+// - A stop request (TERM, the master's "stop", or the master vanishing) is
+//   honoured whenever it arrives, even before the app has loaded: a worker
+//   that has not started listening simply exits.
+// - Once stopping, the worker accepts nothing new and finishes every request
+//   in flight (graceful.ts), then exits 0; at --graceful-timeout it exits
+//   anyway, dropping what is left.
+import { createServer, type Server } from 'node:http';
+import { loadApp } from './app.ts';
+import { type Graceful, graceful } from './graceful.ts';
+import type { WorkerConfig, WorkerMessage } from './protocol.ts';
+
+const config = JSON.parse(process.env.BATON_SERVE_WORKER as string) as WorkerConfig;
+let stopping = false;
+/** Set once every server listens; a stop before that is acted on then. */
+let listening = false;
+const servers: Array<{ server: Server; drain: Graceful; fd: number }> = [];
+
+function send(message: WorkerMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+async function stop(why: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  if (listening) await drainAndExit(why);
+}
+
+async function drainAndExit(why: string): Promise<void> {
+  const results = await Promise.all(servers.map((s) => s.drain.shutdown()));
+  if (results.includes('timeout')) {
+    process.stderr.write(`baton serve: worker ${process.pid} (${why}) dropped connections still open at --graceful-timeout\n`);
+  }
+  process.exit(0);
+}
+
+process.on('SIGTERM', () => stop('TERM'));
+process.on('SIGINT', () => stop('INT'));
+process.on('message', (m: { type?: string }) => {
+  if (m?.type === 'stop') stop('stopped by the master');
+});
+// The master is gone (killed with -9?): do not linger as an orphan.
+process.on('disconnect', () => stop('master gone'));
+
+const handler = await loadApp(config.app);
+let handled = 0;
+for (const fd of config.fds) {
+  const server = createServer(
+    {
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      requestTimeout: config.timeoutMs,
+      headersTimeout: Math.min(config.timeoutMs, 60_000),
+    },
+    handler,
+  );
+  const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs });
+  if (config.maxRequests > 0) {
+    server.on('request', () => {
+      if (++handled === config.maxRequests) send({ type: 'recycle', handled });
+    });
+  }
+  servers.push({ server, drain, fd });
+}
+if (stopping) process.exit(0);
+await Promise.all(
+  servers.map(
+    ({ server, fd }) =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ fd }, config.backlog, resolve);
+      }),
+  ),
+);
+listening = true;
+if (stopping) await drainAndExit('stopped while starting');
+else send({ type: 'listening' });

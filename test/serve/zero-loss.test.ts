@@ -1,0 +1,98 @@
+// baton serve hot-deployed 20 times, 0.3-1 s apart, under load: zero failed
+// and zero hung requests, whoever supervises it (our start_server, Perl's
+// start_server, or the serve master itself on HUP) and whatever the client
+// (wrk keep-alive, ab without keep-alive, the drill client with POST bodies).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LoadClient } from '../../src/drill/client.ts';
+import { BATON, freePort, ROOT, runCommand, START_SERVER, waitFor } from '../helpers.ts';
+import { ab, type LoadResult, wrk } from '../load.ts';
+
+const DEPLOYS = 20;
+const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
+const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+
+type Supervisor = 'start_server' | 'perl start_server' | 'standalone';
+type Client = 'wrk' | 'ab' | 'drill POST';
+
+function command(sup: Supervisor, port: number): [string, string[]] {
+  const serve = [BATON, 'serve', APP, '--max-workers=2'];
+  if (sup === 'standalone') return [process.execPath, [...serve, '--host=127.0.0.1', `--port=${port}`]];
+  const ss = [`--port=127.0.0.1:${port}`, '--', process.execPath, ...serve];
+  return sup === 'start_server' ? [process.execPath, [START_SERVER, ...ss]] : ['start_server', ss];
+}
+
+async function load(client: Client, url: string, seconds: number): Promise<LoadResult> {
+  if (client === 'wrk') return wrk(url, seconds, 50).result;
+  if (client === 'ab') return ab(url, seconds, 20).result;
+  const c = new LoadClient(
+    { url, connections: 20, keepAlive: true, method: 'POST', bodyBytes: 16_384, timeoutMs: 5000, expectStatus: 200 },
+    performance.now(),
+  );
+  c.start();
+  await sleep(seconds * 1000);
+  const s = await c.stop();
+  const failed = s.failures.length;
+  const byKind = s.failures.reduce<Record<string, number>>((acc, f) => {
+    acc[f.outcome] = (acc[f.outcome] ?? 0) + 1;
+    return acc;
+  }, {});
+  return {
+    tool: 'drill',
+    requests: s.count,
+    failures: failed,
+    detail: JSON.stringify(byKind),
+    output: s.failures
+      .slice(0, 10)
+      .map((f) => `${f.outcome} ${f.detail}`)
+      .join('\n'),
+  };
+}
+
+const cases: Array<[Supervisor, Client]> = [
+  ['start_server', 'wrk'],
+  ['start_server', 'ab'],
+  ['start_server', 'drill POST'],
+  ['standalone', 'wrk'],
+  ['standalone', 'ab'],
+  ['standalone', 'drill POST'],
+  ['perl start_server', 'wrk'],
+  ['perl start_server', 'drill POST'],
+];
+
+for (const [sup, client] of cases) {
+  const needs = [
+    ...(client === 'wrk' ? ['wrk'] : client === 'ab' ? ['ab'] : []),
+    ...(sup === 'perl start_server' ? ['start_server'] : []),
+  ].filter((b) => !have(b));
+  test(`baton serve, ${sup}, ${client}: ${DEPLOYS} deploys 0.3-1 s apart, 0 failed, 0 hung`, {
+    skip: needs.length ? `missing ${needs.join(', ')}` : false,
+    timeout: 120_000,
+  }, async (t) => {
+    const port = await freePort();
+    const [cmd, args] = command(sup, port);
+    const s = runCommand(t, cmd, args);
+    const url = `http://127.0.0.1:${port}/`;
+    await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
+    const gaps = Array.from({ length: DEPLOYS }, () => 300 + Math.random() * 700);
+    const seconds = Math.ceil(gaps.reduce((a, b) => a + b, 0) / 1000) + 4;
+    const result = load(client, url, seconds);
+    await sleep(1000);
+    for (const gap of gaps) {
+      s.child.kill('SIGHUP');
+      await sleep(gap);
+    }
+    const r = await result;
+    const log = s.stderr();
+    s.child.kill('SIGTERM');
+    assert.deepEqual(await s.exited, { code: 0, signal: null }, log.slice(-2000));
+    const deploys = (log.match(sup === 'standalone' ? /reloading: starting/g : /new worker is now running/g) ?? []).length;
+    t.diagnostic(`${client}: ${r.requests} requests, ${r.failures} failed (${r.detail}), ${deploys} deploys`);
+    assert.equal(deploys, DEPLOYS, log.slice(-3000));
+    assert.ok(r.requests > 500, `load ran: ${r.output}`);
+    assert.equal(r.failures, 0, `${r.detail}\n${r.output}`);
+  });
+}
