@@ -21,6 +21,12 @@ export interface GracefulOptions {
   idleMs?: number;
   /** Give up waiting and destroy what is left after this long. */
   timeoutMs?: number;
+  /**
+   * The caller's own (single) request listener calls track(req, res) first,
+   * instead of graceful adding a listener: a second 'request' listener makes
+   * every emit copy the listener array.
+   */
+  manualTracking?: boolean;
 }
 
 export interface Graceful {
@@ -29,59 +35,79 @@ export interface Graceful {
   readonly draining: boolean;
   /** Connections currently open. */
   readonly connections: number;
+  /** With manualTracking: call at the start of every request. */
+  track(req: IncomingMessage, res: ServerResponse): void;
 }
 
 interface ConnState {
-  inFlight: Set<ServerResponse>;
+  /** Responses started on this connection and not yet closed. */
+  inFlight: number;
+  /** The one not yet started when shutdown() began, if any, to mark `close`. */
+  current: ServerResponse | undefined;
   lastActive: number;
 }
 
 const SWEEP_MS = 20;
+const STATE = Symbol('baton.graceful');
+
+type TrackedSocket = Socket & { [STATE]?: ConnState };
 
 function markClose(res: ServerResponse): void {
   if (!res.headersSent && !res.hasHeader('connection')) res.setHeader('Connection', 'close');
 }
 
+// One shared listener (no closure per request): this is the hot path. The
+// response is detached from its socket by now; its request still knows it.
+function onResponseClose(this: ServerResponse): void {
+  const state = (this.req.socket as TrackedSocket)[STATE];
+  if (!state) return;
+  state.inFlight--;
+  if (state.current === this) state.current = undefined;
+  state.lastActive = Date.now();
+}
+
 export function graceful(server: HttpServer, options: GracefulOptions = {}): Graceful {
   const idleMs = options.idleMs ?? 1000;
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const conns = new Map<Socket, ConnState>();
+  const conns = new Set<TrackedSocket>();
   let draining = false;
   let done: Promise<'drained' | 'timeout'> | undefined;
 
   // Prepended: the app's own listeners may send a whole response synchronously.
-  server.prependListener('connection', (socket: Socket) => {
-    conns.set(socket, { inFlight: new Set(), lastActive: Date.now() });
+  server.prependListener('connection', (socket: TrackedSocket) => {
+    socket[STATE] = { inFlight: 0, current: undefined, lastActive: Date.now() };
+    conns.add(socket);
     socket.once('close', () => conns.delete(socket));
   });
-  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    const state = conns.get(req.socket);
+  const track = (req: IncomingMessage, res: ServerResponse) => {
+    const state = (req.socket as TrackedSocket)[STATE];
     if (!state) return;
-    state.inFlight.add(res);
+    state.inFlight++;
+    state.current = res;
     if (draining) markClose(res);
-    const finished = () => {
-      state.inFlight.delete(res);
-      state.lastActive = Date.now();
-    };
-    res.once('finish', finished);
-    res.once('close', finished);
-  });
+    res.once('close', onResponseClose);
+  };
+  if (!options.manualTracking) server.prependListener('request', track);
 
   function shutdown(): Promise<'drained' | 'timeout'> {
     done ??= new Promise((resolve) => {
       draining = true;
       NetServer.prototype.close.call(server);
-      for (const state of conns.values()) for (const res of state.inFlight) markClose(res);
+      for (const socket of conns) {
+        const current = socket[STATE]?.current;
+        if (current) markClose(current);
+      }
       const deadline = Date.now() + timeoutMs;
       const sweep = setInterval(() => {
         const now = Date.now();
-        for (const [socket, state] of conns) {
-          if (state.inFlight.size === 0 && now - state.lastActive >= idleMs) socket.destroy();
+        for (const socket of conns) {
+          const state = socket[STATE] as ConnState;
+          if (state.inFlight === 0 && now - state.lastActive >= idleMs) socket.destroy();
         }
         if (conns.size === 0 || now >= deadline) {
           clearInterval(sweep);
           const timedOut = conns.size > 0;
-          for (const socket of conns.keys()) socket.destroy();
+          for (const socket of conns) socket.destroy();
           resolve(timedOut ? 'timeout' : 'drained');
         }
       }, SWEEP_MS);
@@ -91,6 +117,7 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
 
   return {
     shutdown,
+    track,
     get draining() {
       return draining;
     },

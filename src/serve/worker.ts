@@ -8,7 +8,7 @@
 // - Once stopping, the worker accepts nothing new and finishes every request
 //   in flight (graceful.ts), then exits 0; at --graceful-timeout it exits
 //   anyway, dropping what is left.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { loadApp } from './app.ts';
 import { type Graceful, graceful } from './graceful.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
@@ -48,20 +48,19 @@ process.on('disconnect', () => stop('master gone'));
 const handler = await loadApp(config.app);
 let handled = 0;
 for (const fd of config.fds) {
-  const server = createServer(
-    {
-      keepAliveTimeout: config.keepAliveTimeoutMs,
-      requestTimeout: config.timeoutMs,
-      headersTimeout: Math.min(config.timeoutMs, 60_000),
-    },
-    handler,
-  );
-  const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs });
-  if (config.maxRequests > 0) {
-    server.on('request', () => {
-      if (++handled === config.maxRequests) send({ type: 'recycle', handled });
-    });
-  }
+  const server = createServer({
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    requestTimeout: config.timeoutMs,
+    headersTimeout: Math.min(config.timeoutMs, 60_000),
+  });
+  const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs, manualTracking: true });
+  const limit = config.maxRequests;
+  // One listener for the hot path: tracking, the request limit, then the app.
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    drain.track(req, res);
+    if (limit > 0 && ++handled === limit) send({ type: 'recycle', handled });
+    handler(req, res);
+  });
   servers.push({ server, drain, fd });
 }
 if (stopping) process.exit(0);

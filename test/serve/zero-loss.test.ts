@@ -60,6 +60,7 @@ const cases: Array<[Supervisor, Client]> = [
   ['standalone', 'ab'],
   ['standalone', 'drill POST'],
   ['perl start_server', 'wrk'],
+  ['perl start_server', 'ab'],
   ['perl start_server', 'drill POST'],
 ];
 
