@@ -2,6 +2,7 @@
 // failed request. Exit status 0 only when nothing failed.
 import { writeFileSync, writeSync } from 'node:fs';
 import { getopt } from '../start_server/getopt.ts';
+import { renderHtml } from './html.ts';
 import { formatReport } from './report.ts';
 import { runDrill } from './run.ts';
 
@@ -17,7 +18,9 @@ const USAGE = `Usage: baton drill [options] -- <server command>
   --timeout=SECS       a request with no response by then is "timeout" (default 5)
   --expect-status=N    (default 200)
   --path=/p            request path with a server command (default /)
+  --duration=SECS      keep the load on this long in all (default: until 2 s after the last deploy)
   --json=FILE          also write the report as JSON
+  --html=FILE          also write a self-contained HTML report with a timeline chart
 `;
 
 export async function drillMain(argv: string[]): Promise<number> {
@@ -38,6 +41,8 @@ export async function drillMain(argv: string[]): Promise<number> {
     { name: 'url', kind: 'string' },
     { name: 'deploy', kind: 'string' },
     { name: 'json', kind: 'string' },
+    { name: 'html', kind: 'string' },
+    { name: 'duration', kind: 'string' },
     { name: 'help', kind: 'flag' },
   ]);
   const usage = (msg: string) => {
@@ -56,6 +61,8 @@ export async function drillMain(argv: string[]): Promise<number> {
   const timeout = Number(v.timeout ?? 5);
   const method = String(v.method ?? 'GET').toUpperCase();
   if (!(every > 0)) return usage(`--every must be a positive number of seconds (got ${v.every})`);
+  const duration = v.duration === undefined ? undefined : Number(v.duration);
+  if (duration !== undefined && !(duration > 0)) return usage(`--duration must be a positive number of seconds (got ${v.duration})`);
   if (!(timeout > 0)) return usage(`--timeout must be a positive number of seconds (got ${v.timeout})`);
   if (method !== 'GET' && method !== 'POST') return usage(`--method must be GET or POST (got ${v.method})`);
   const connections = (v.connections as number | undefined) ?? 20;
@@ -71,6 +78,7 @@ export async function drillMain(argv: string[]): Promise<number> {
     everyMs: every * 1000,
     warmupMs: 1000,
     cooldownMs: 2000,
+    durationMs: duration === undefined ? undefined : duration * 1000,
     load: {
       connections,
       keepAlive,
@@ -79,9 +87,12 @@ export async function drillMain(argv: string[]): Promise<number> {
       timeoutMs: timeout * 1000,
       expectStatus: (v['expect-status'] as number | undefined) ?? 200,
     },
-    progress: (line) => writeSync(2, `${line}\n`),
+    // One self-updating line on a terminal, one line per second otherwise.
+    progress: (line) => writeSync(2, process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`),
   });
+  if (process.stderr.isTTY) writeSync(2, '\n');
   writeSync(1, formatReport(report));
   if (v.json) writeFileSync(v.json as string, `${JSON.stringify(report, null, 2)}\n`);
+  if (v.html) writeFileSync(v.html as string, renderHtml([report]));
   return report.failed === 0 ? 0 : 2;
 }

@@ -16,6 +16,15 @@ export interface LatencyStats {
   max: number;
 }
 
+export interface Bucket {
+  /** Start of the bucket, seconds since the load began. */
+  t: number;
+  requests: number;
+  failed: number;
+  p50: number;
+  p99: number;
+}
+
 export interface DrillReport {
   label: string;
   seconds: number;
@@ -25,7 +34,12 @@ export interface DrillReport {
   latency: LatencyStats;
   deploys: Array<Deploy & { window: LatencyStats; failed: number }>;
   failures: Samples['failures'];
+  /** Throughput and latency over time, in BUCKET_MS slices. */
+  timeline: Bucket[];
+  bucketMs: number;
 }
+
+const BUCKET_MS = 250;
 
 function stats(latencies: number[]): LatencyStats {
   if (latencies.length === 0) return { count: 0, p50: 0, p99: 0, max: 0 };
@@ -50,13 +64,30 @@ function windowStats(s: Samples, from: number, to: number): { window: LatencySta
 /** Deploy windows run from 1 s before the trigger to 1 s after the old generation is gone. */
 const WINDOW_MS = 1000;
 
+function timeline(s: Samples, origin: number): Bucket[] {
+  const slices: Array<{ lat: number[]; failed: number }> = [];
+  for (let i = 0; i < s.count; i++) {
+    const k = Math.max(0, Math.floor(((s.start[i] as number) - origin) / BUCKET_MS));
+    slices[k] ??= { lat: [], failed: 0 };
+    (slices[k].lat as number[]).push(s.latency[i] as number);
+    if (s.outcome[i] !== 0) slices[k].failed++;
+  }
+  return Array.from(slices, (b, k) => {
+    const st = stats(b?.lat ?? []);
+    return { t: (k * BUCKET_MS) / 1000, requests: st.count, failed: b?.failed ?? 0, p50: st.p50, p99: st.p99 };
+  });
+}
+
 export function buildReport(label: string, samples: Samples, deploys: readonly Deploy[], seconds: number): DrillReport {
   const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
   const all: number[] = new Array(samples.count);
+  let origin = Number.POSITIVE_INFINITY;
   for (let i = 0; i < samples.count; i++) {
     outcomes[OUTCOMES[samples.outcome[i] as number] as Outcome]++;
     all[i] = samples.latency[i] as number;
+    origin = Math.min(origin, samples.start[i] as number);
   }
+  if (!Number.isFinite(origin)) origin = 0;
   return {
     label,
     seconds,
@@ -64,8 +95,14 @@ export function buildReport(label: string, samples: Samples, deploys: readonly D
     outcomes,
     failed: samples.count - outcomes.ok,
     latency: stats(all),
-    deploys: deploys.map((d) => ({ ...d, ...windowStats(samples, d.at - WINDOW_MS, d.at + (d.durationMs ?? 0) + WINDOW_MS) })),
-    failures: samples.failures,
+    deploys: deploys.map((d) => ({
+      ...d,
+      at: d.at - origin,
+      ...windowStats(samples, d.at - WINDOW_MS, d.at + (d.durationMs ?? 0) + WINDOW_MS),
+    })),
+    failures: samples.failures.map((f) => ({ ...f, at: f.at - origin })),
+    timeline: timeline(samples, origin),
+    bucketMs: BUCKET_MS,
   };
 }
 

@@ -20,6 +20,8 @@ export interface DrillOptions {
   everyMs: number;
   warmupMs: number;
   cooldownMs: number;
+  /** Total load time; by default until cooldownMs after the last deploy. */
+  durationMs?: number | undefined;
   load: Omit<LoadOptions, 'url'>;
   progress?: (line: string) => void;
 }
@@ -135,7 +137,8 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
       }
       done = i;
     }
-    await sleep(o.cooldownMs);
+    const elapsed = performance.now() - started;
+    await sleep(o.durationMs === undefined ? o.cooldownMs : Math.max(0, o.durationMs - elapsed));
     const samples = await client.stop();
     clearInterval(progress);
     const seconds = (performance.now() - started) / 1000;

@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BATON, ROOT, run, tempDir } from '../helpers.ts';
+import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
 const HELLO = join(ROOT, 'examples', 'hello', 'app.ts');
 const FIXTURES = join(ROOT, 'test', 'fixtures');
 
-async function drill(t: Parameters<typeof run>[0], args: string[]) {
-  const r = run(t, BATON, ['drill', '--deploys=3', '--every=0.7', ...args]);
+async function drill(t: Parameters<typeof run>[0], args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = run(t, BATON, ['drill', '--deploys=3', '--every=0.7', ...args], { env });
   const { code } = await r.exited;
   return { code, out: r.stdout(), err: r.stderr() };
 }
@@ -38,4 +38,54 @@ test('a server that never answers some requests: they count as timeouts (hung)',
   const r = await drill(t, ['--connections=4', '--timeout=0.5', '--', process.execPath, join(FIXTURES, 'hanging-app.ts')]);
   assert.equal(r.code, 2, r.out);
   assert.ok(Number(/timeout (\d+)/.exec(r.out)?.[1]) > 0, r.out);
+});
+
+const count = (out: string, outcome: string) => Number(new RegExp(`${outcome} (\\d+)`).exec(out)?.[1]);
+
+for (const [mode, outcome, detail, extra] of [
+  ['reset', 'reset', /ECONNRESET/, []],
+  ['close', 'reset', /socket hang up/, []],
+  ['corrupt', 'body-mismatch', /not the sha256 of the body sent/, ['--method=POST', '--body-bytes=2048']],
+] as const) {
+  test(`a server that ${mode === 'reset' ? 'resets connections' : mode === 'close' ? 'closes keep-alive connections abruptly' : 'corrupts bodies'}: counted as ${outcome}`, async (t) => {
+    const r = await drill(t, ['--connections=4', ...extra, '--', process.execPath, join(FIXTURES, 'broken-app.ts')], { BROKEN: mode });
+    assert.equal(r.code, 2, r.out);
+    assert.ok(count(r.out, outcome) > 0, r.out);
+    assert.match(r.out, new RegExp(`failure at [\\d.]+ s: ${outcome} .*${detail.source}`));
+    for (const other of ['bad-status', 'refused', 'timeout', 'body-mismatch', 'reset'].filter((o) => o !== outcome)) {
+      assert.equal(count(r.out, other), 0, `${other} in ${r.out}`);
+    }
+  });
+}
+
+test('--url with --deploy drills a server it did not start', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const pidFile = join(dir, 'pid');
+  const s = run(t, START_SERVER, [`--port=127.0.0.1:${port}`, `--pid-file=${pidFile}`, '--', process.execPath, HELLO]);
+  await waitFor('serving', async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.ok, 15_000);
+  const r = await drill(t, [
+    `--url=http://127.0.0.1:${port}/`,
+    `--deploy=${process.execPath} ${START_SERVER} --restart --pid-file=${pidFile} --status-file=${join(dir, 'status')} || kill -HUP $(cat ${pidFile})`,
+    '--connections=4',
+  ]);
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /verdict: PASS - \d+ requests through 3 deploys/);
+  assert.ok((s.stderr().match(/new worker is now running/g) ?? []).length >= 3);
+  s.child.kill('SIGTERM');
+  await s.exited;
+});
+
+test('bad drill options: one-line errors, exit 1', async (t) => {
+  for (const [args, message] of [
+    [[], /give a server command after --/],
+    [['--url=http://127.0.0.1:1/'], /--url needs --deploy/],
+    [['--every=0', '--', 'x'], /--every must be a positive number/],
+    [['--method=PUT', '--', 'x'], /--method must be GET or POST/],
+    [['--bogus', '--', 'x'], /Unknown option: bogus/],
+  ] as const) {
+    const r = run(t, BATON, ['drill', ...args]);
+    assert.equal((await r.exited).code, 1, args.join(' '));
+    assert.match(r.stderr(), message);
+  }
 });
