@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ECHO_WORKER, exchange, freePort, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
+import { BATON, ECHO_WORKER, exchange, freePort, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
 const PROBE = join(import.meta.dirname, 'probe.py');
 
@@ -363,4 +363,37 @@ test('the status file and pid file never follow a planted symlink', async (t) =>
   symlinkSync(target, `${status}.${process.pid}`);
   await sleep(0);
   assert.equal(readFileSync(target, 'utf8'), 'precious');
+});
+
+test('baton status shows generations, pids, uptimes and sockets', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const status = join(dir, 'status');
+  const pidFile = join(dir, 'pid');
+  const s = run(t, START_SERVER, [
+    `--port=127.0.0.1:${port}`,
+    `--status-file=${status}`,
+    `--pid-file=${pidFile}`,
+    '--interval=0',
+    '--',
+    'perl',
+    '-e',
+    ECHO_WORKER,
+  ]);
+  await waitFor('status', () => existsSync(status) && existsSync(pidFile));
+  const r = spawnSync(process.execPath, [BATON, 'status', `--status-file=${status}`, `--pid-file=${pidFile}`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `^start_server pid ${s.child.pid} \\(running\\)\nsockets: 127\\.0\\.0\\.1:${port}=3\ngeneration 1: pid \\d+ \\(running, up \\d+s\\)\n$`,
+    ),
+  );
+  const json = JSON.parse(spawnSync(process.execPath, [BATON, 'status', `--status-file=${status}`, '--json'], { encoding: 'utf8' }).stdout);
+  assert.equal(json.workers[0].generation, 1);
+  s.child.kill('SIGTERM');
+  await s.exited;
+  const gone = spawnSync(process.execPath, [BATON, 'status', `--status-file=${status}`], { encoding: 'utf8' });
+  assert.equal(gone.status, 3);
+  assert.match(gone.stderr, /cannot read status: .*is start_server running with --status-file=/);
 });
