@@ -13,6 +13,7 @@ Commands:
   serve app.js [options]                   prefork HTTP server for a Node app (baton serve --help)
   status --status-file=F [--pid-file=P]    show the running generations
   drill [options] -- cmd...                hot-deploy cmd repeatedly under load and report every failure
+  doctor                                   which zero-loss port handover this machine supports
   help                                     this text
 `;
 
@@ -49,6 +50,12 @@ async function main(argv: string[]): Promise<number> {
     case 'serve': {
       const { serveMain } = await import('../serve/main.ts');
       return serveMain(rest);
+    }
+    case 'doctor': {
+      const { doctorReport } = await import('../net/doctor.ts');
+      const { lines, ok } = doctorReport();
+      writeSync(1, `${lines.join('\n')}\n`);
+      return ok ? 0 : 1;
     }
     case 'drill': {
       const { drillMain } = await import('../drill/main.ts');

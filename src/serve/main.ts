@@ -2,10 +2,11 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { chooseHandover, type Handover } from '../net/reuseport.ts';
 import { getopt } from '../start_server/getopt.ts';
 import { systemBacklog } from './listen.ts';
 import { Master } from './master.ts';
-import { acquireSockets, BindError } from './sockets.ts';
+import { type AcquiredSockets, acquireSockets, BindError } from './sockets.ts';
 
 export const SERVE_USAGE = `Usage: baton serve <app module> [options]
 
@@ -19,7 +20,13 @@ Sockets: inherited from start_server (SERVER_STARTER_PORT) or systemd
   --port=N                     (default 8080)
   --path=FILE                  a UNIX socket instead of TCP
   --backlog=N                  (default: net.core.somaxconn)
-  --reuse-port                 SO_REUSEPORT, to share the port with other instances
+  --reuse-port                 SO_REUSEPORT: share the port with other instances
+                               (containers with --net=host) and hand it over with
+                               no connection lost when this one stops
+  --handover=MODE              auto (default: migrate if net.ipv4.tcp_migrate_req=1,
+                               else steer), steer, migrate, or none (plain close)
+  --handover-timeout=SECS      on stop, wait this long for another instance to
+                               listen before leaving the port (default 30)
 
 Workers:
   --max-workers=N              (default: number of CPUs)
@@ -42,7 +49,17 @@ function seconds(v: string | undefined, name: string, dflt: number): number {
   return n;
 }
 
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP'] as const;
+
 export async function serveMain(argv: string[]): Promise<number> {
+  // From the very start: a supervisor may signal us while we still bind and
+  // load, and a default-action TERM would reset every connection queued on
+  // sockets we already hold. Signals wait here until the master takes them.
+  const early: string[] = [];
+  let deliver: ((sig: string) => void) | undefined;
+  for (const sig of SIGNALS) {
+    process.on(sig, () => (deliver ? deliver(sig.slice(3)) : early.push(sig.slice(3))));
+  }
   const {
     values: v,
     rest,
@@ -53,6 +70,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     { name: 'path', kind: 'string' },
     { name: 'backlog', kind: 'integer' },
     { name: 'reuse-port', kind: 'flag' },
+    { name: 'handover', kind: 'string' },
+    { name: 'handover-timeout', kind: 'string' },
     { name: 'max-workers', kind: 'integer' },
     { name: 'max-request-per-child', kind: 'integer' },
     { name: 'min-request-per-child', kind: 'integer' },
@@ -84,6 +103,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   };
   let cfg: ConstructorParameters<typeof Master>[0];
   let port: number;
+  let handover: Handover = 'none';
   try {
     port = int('port', 8080);
     if (port > 65535) throw new Error(`--port must be at most 65535 (got ${port})`);
@@ -97,27 +117,33 @@ export async function serveMain(argv: string[]): Promise<number> {
       keepAliveTimeoutMs: seconds(v['keepalive-timeout'] as string | undefined, 'keepalive-timeout', 5) * 1000,
       gracefulTimeoutMs: seconds(v['graceful-timeout'] as string | undefined, 'graceful-timeout', 30) * 1000,
       backlog: int('backlog', 0) || systemBacklog(),
+      handoverTimeoutMs: seconds(v['handover-timeout'] as string | undefined, 'handover-timeout', 30) * 1000,
     };
+    const h = (v.handover as string | undefined) ?? 'auto';
+    if (!['auto', 'steer', 'migrate', 'none'].includes(h)) throw new Error(`--handover must be auto, steer, migrate or none (got ${h})`);
+    handover = chooseHandover(h as 'auto');
   } catch (e) {
     return fail((e as Error).message);
   }
-  let fds: number[];
+  let sockets: AcquiredSockets;
   try {
-    const sockets = await acquireSockets(
+    sockets = await acquireSockets(
       {
         host: (v.host as string | undefined) ?? '0.0.0.0',
         port,
         path: v.path as string | undefined,
         backlog: cfg.backlog,
         reusePort: v['reuse-port'] === true,
+        handover,
       },
       (m) => process.stderr.write(`baton serve: ${m}\n`),
     );
-    fds = sockets.fds;
     process.stderr.write(`baton serve: ${cfg.app} on ${sockets.description}\n`);
   } catch (e) {
     if (e instanceof BindError) return fail(e.message, e.exitCode);
     throw e;
   }
-  return new Master(cfg, fds).run();
+  const master = new Master(cfg, sockets.fds, sockets.group);
+  deliver = (sig) => master.signal(sig);
+  return master.run(early);
 }

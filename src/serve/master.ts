@@ -16,6 +16,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { native } from '../net/native.ts';
+import { type ReuseportGroupMember, steerAway, waitForSuccessor, waitQueuesEmpty } from '../net/reuseport.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
 
 const WORKER_ENTRY = join(import.meta.dirname, `worker${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
@@ -25,6 +26,10 @@ const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
 /** A worker that lived this long resets its slot's backoff. */
 const STABLE_MS = 5000;
+/** After steering away: long enough for handshakes already under way to land. */
+const STEER_DRAIN_MS = 200;
+const QUEUE_QUIET_MS = 50;
+const QUEUE_DRAIN_TIMEOUT_MS = 10_000;
 
 export interface ServeConfig {
   app: string;
@@ -36,6 +41,8 @@ export interface ServeConfig {
   keepAliveTimeoutMs: number;
   gracefulTimeoutMs: number;
   backlog: number;
+  /** Longest wait, on stop, for another listener to take the port (reuse-port mode). */
+  handoverTimeoutMs: number;
 }
 
 interface Worker {
@@ -47,6 +54,7 @@ interface Worker {
   startedAt: number;
   onListening?: () => void;
   onFailedStart?: (why: string) => void;
+  retireTimer?: NodeJS.Timeout;
 }
 
 const log = (line: string) => process.stderr.write(`baton serve: ${line}\n`);
@@ -62,39 +70,48 @@ export class Master {
   private currentSet = 0;
   private stopping = false;
   private readonly backoff = new Map<number, number>();
-  private finished: (() => void) | undefined;
 
-  constructor(cfg: ServeConfig, fds: number[]) {
+  private readonly group: ReuseportGroupMember | undefined;
+
+  /** `group`: this instance's own SO_REUSEPORT listeners, handed over on stop. */
+  constructor(cfg: ServeConfig, fds: number[], group?: ReuseportGroupMember) {
     this.cfg = cfg;
     this.fds = fds;
+    this.group = group;
   }
 
-  /** Runs until stopped by a signal; resolves to the exit status. */
-  async run(): Promise<number> {
-    const signals: Array<[NodeJS.Signals, () => void]> = [
-      ['SIGTERM', () => this.stop('TERM')],
-      ['SIGINT', () => this.stop('INT')],
-      ['SIGQUIT', () => this.stop('QUIT')],
-      ['SIGHUP', () => void this.reload()],
-    ];
-    for (const [sig, fn] of signals) process.on(sig, fn);
-    const done = new Promise<void>((resolve) => {
-      this.finished = resolve;
-    });
-    try {
+  private stopRequested = false;
+  private stopDone!: () => void;
+  private readonly stopped = new Promise<void>((resolve) => {
+    this.stopDone = resolve;
+  });
+
+  /**
+   * Runs until stopped; resolves to the exit status. `early` holds signals
+   * that arrived before the master existed (the caller queues them from
+   * process start, so a TERM during start-up is never fatal).
+   */
+  async run(early: readonly string[] = []): Promise<number> {
+    for (const sig of early) this.signal(sig);
+    if (!this.stopRequested) {
       const started = await this.startSet(++this.currentSet);
-      if (!started.ok) {
+      if (started.ok) {
+        log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
+        this.notify('READY=1');
+      } else if (!this.stopRequested) {
         log(`could not start: ${started.why}`);
         await this.stopAll(this.allWorkers());
         return 1;
       }
-      log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
-      this.notify('READY=1');
-      if (!this.stopping) await done;
-      return 0;
-    } finally {
-      for (const [sig, fn] of signals) process.off(sig, fn);
     }
+    await this.stopped;
+    return 0;
+  }
+
+  /** TERM, INT and QUIT stop; HUP reloads. */
+  signal(sig: string): void {
+    if (sig === 'HUP') void this.reload();
+    else this.stop(sig);
   }
 
   private allWorkers(): Worker[] {
@@ -196,7 +213,11 @@ export class Master {
         if (!this.stopping && w.set === this.currentSet) void this.restartSlot(w.slot, w.set);
       }, delay);
     }
-    if (this.stopping && this.workers.size === 0) this.finished?.();
+    clearInterval(w.retireTimer);
+    if (this.workers.size === 0) {
+      for (const wake of this.goneWaiters) wake();
+      this.goneWaiters = [];
+    }
   }
 
   private async restartSlot(slot: number, set: number): Promise<void> {
@@ -214,7 +235,7 @@ export class Master {
 
   /** HUP: a fresh set of workers (new code); the old set retires once it listens. */
   private async reload(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopRequested) return;
     const set = ++this.currentSet;
     log(`reloading: starting ${this.cfg.workers} new workers`);
     this.notify('RELOADING=1');
@@ -249,24 +270,50 @@ export class Master {
       w.child.kill('SIGTERM');
     };
     const timer = setInterval(tell, RESEND_TERM_MS);
+    w.retireTimer = timer;
     tell();
   }
 
   private stopAll(workers: Worker[]): Promise<void> {
     this.stopping = true;
-    const gone = new Promise<void>((resolve) => {
-      if (this.workers.size === 0) resolve();
-      else this.finished = resolve;
-    });
     for (const w of workers) this.retire(w);
-    return gone;
+    return this.allGone();
+  }
+
+  private goneWaiters: Array<() => void> = [];
+
+  private allGone(): Promise<void> {
+    if (this.workers.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.goneWaiters.push(resolve));
   }
 
   private stop(sig: string): void {
-    if (this.stopping) return;
+    if (this.stopRequested) return;
+    this.stopRequested = true;
     log(`received ${sig}: stopping ${this.workers.size} workers gracefully`);
     this.notify('STOPPING=1');
-    const finished = this.finished;
-    void this.stopAll(this.allWorkers()).then(() => finished?.());
+    void this.handOver()
+      .then(() => this.stopAll(this.allWorkers()))
+      .then(() => this.stopDone());
+  }
+
+  /**
+   * In reuse-port mode, before any worker stops accepting: take this
+   * instance out of new-connection selection, wait for another listener on
+   * the port, and let the workers empty the accept queues.
+   */
+  private async handOver(): Promise<void> {
+    const g = this.group;
+    if (!g || g.handover === 'none') return;
+    steerAway(g);
+    if (!(await waitForSuccessor(g, this.cfg.handoverTimeoutMs))) {
+      log(
+        `no other listener took ${g.host}:${g.port} within ${this.cfg.handoverTimeoutMs / 1000} s; stopping anyway (new connections will be refused)`,
+      );
+    } else if (g.handover === 'steer') {
+      await new Promise((r) => setTimeout(r, STEER_DRAIN_MS));
+      if (!(await waitQueuesEmpty(g, QUEUE_QUIET_MS, QUEUE_DRAIN_TIMEOUT_MS))) log('accept queues did not empty in time; stopping anyway');
+    }
+    log(`handed ${g.host}:${g.port} over (${g.handover}); stopping workers`);
   }
 }

@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { native } from '../net/native.ts';
+import { type Handover, openReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
 import { inheritedSockets } from './listen.ts';
 
 export interface SocketRequest {
@@ -13,6 +14,7 @@ export interface SocketRequest {
   path: string | undefined;
   backlog: number;
   reusePort: boolean;
+  handover: Handover;
 }
 
 export class BindError extends Error {
@@ -28,6 +30,8 @@ export class BindError extends Error {
 export interface AcquiredSockets {
   fds: number[];
   description: string;
+  /** Set when this instance owns SO_REUSEPORT listeners it must hand over. */
+  group?: ReuseportGroupMember;
 }
 
 async function bind(req: SocketRequest): Promise<number> {
@@ -64,6 +68,12 @@ export async function acquireSockets(req: SocketRequest, warn: (m: string) => vo
     return { fds: inherited.map((s) => s.fd), description: inherited.map((s) => `${s.name} (${s.source})`).join(', ') };
   }
   try {
+    if (req.reusePort && req.path === undefined) {
+      const host = isIP(req.host) ? req.host : (await lookup(req.host)).address;
+      const group = openReuseport(host, req.port, isIP(host) === 6 ? 6 : 4, req.backlog, req.handover);
+      const how = req.handover === 'steer' ? `${group.fds.length} per-CPU listeners, handover by steering` : `handover: ${req.handover}`;
+      return { fds: group.fds, group, description: `${host}:${group.port} (SO_REUSEPORT, ${how})` };
+    }
     const fd = await bind(req);
     const where = req.path ?? `${req.host}:${native.localAddress(fd).port}`;
     return { fds: [fd], description: `${where}${req.reusePort ? ' (SO_REUSEPORT)' : ''}` };

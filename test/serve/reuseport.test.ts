@@ -1,0 +1,106 @@
+// Container mode on the host: independent `baton serve --reuse-port`
+// instances swapped by start_server with no --port (the `docker run
+// --net=host` case without the containers). Steering must lose nothing under
+// a load that keeps the accept queues full; a plain close must lose requests.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BATON, freePort, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
+import { ab, type LoadResult, wrk } from '../load.ts';
+
+const BUSY = join(ROOT, 'test', 'fixtures', 'busy-app.ts');
+const SWAPS = 10;
+const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+
+async function swapUnderLoad(
+  t: Parameters<typeof run>[0],
+  handover: string,
+  client: 'ab' | 'wrk',
+): Promise<{ result: LoadResult; log: string }> {
+  const port = await freePort();
+  const s = run(t, START_SERVER, [
+    '--',
+    process.execPath,
+    BATON,
+    'serve',
+    BUSY,
+    '--reuse-port',
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    '--max-workers=2',
+    `--handover=${handover}`,
+    '--handover-timeout=3',
+  ]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
+  const seconds = Math.ceil(SWAPS * 1.2) + 3;
+  const load = client === 'ab' ? ab(url, seconds, 20) : wrk(url, seconds, 50);
+  await sleep(1000);
+  for (let i = 0; i < SWAPS; i++) {
+    s.child.kill('SIGHUP');
+    await sleep(1200);
+  }
+  const result = await load.result;
+  s.child.kill('SIGTERM');
+  await s.exited;
+  return { result, log: s.stderr() };
+}
+
+for (const client of ['ab', 'wrk'] as const) {
+  test(`reuse-port instances swapped ${SWAPS} times under ${client}, handover by steering: 0 failed`, {
+    skip: have(client) ? false : `missing ${client}`,
+    timeout: 90_000,
+  }, async (t) => {
+    const { result, log } = await swapUnderLoad(t, 'steer', client);
+    const handed = (log.match(/handed 127\.0\.0\.1:\d+ over \(steer\)/g) ?? []).length;
+    t.diagnostic(`${client}: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${handed} handovers`);
+    assert.ok(handed >= SWAPS, log.slice(-3000));
+    assert.ok(result.requests > 1000, result.output);
+    assert.equal(result.failures, 0, `${result.detail}\n${result.output}`);
+  });
+}
+
+test('control: the same swaps with --handover=none reset queued connections', {
+  skip: have('ab') ? false : 'missing ab',
+  timeout: 90_000,
+}, async (t) => {
+  const { result } = await swapUnderLoad(t, 'none', 'ab');
+  t.diagnostic(`control ab: ${result.requests} requests, ${result.failures} failed (${result.detail})`);
+  assert.ok(result.failures > 0, `a plain close must lose queued connections: ${result.detail}`);
+});
+
+test('a stopping instance keeps the port until another listener holds it (bounded by --handover-timeout)', async (t) => {
+  const port = await freePort();
+  const args = ['serve', BUSY, '--reuse-port', '--host=127.0.0.1', `--port=${port}`, '--max-workers=1'];
+  const url = `http://127.0.0.1:${port}/`;
+  const alone = run(t, BATON, [...args, '--handover-timeout=2']);
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 15_000);
+  const t0 = Date.now();
+  alone.child.kill('SIGTERM');
+  await sleep(1000);
+  assert.equal((await fetch(url)).status, 200, 'still serving while no successor exists');
+  await alone.exited;
+  assert.ok(Date.now() - t0 >= 1900, 'waited for the timeout');
+  assert.match(alone.stderr(), /no other listener took 127\.0\.0\.1:\d+ within 2 s/);
+
+  const first = run(t, BATON, [...args]);
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 15_000);
+  first.child.kill('SIGTERM');
+  await sleep(500);
+  assert.equal(first.child.exitCode, null, 'waiting for a successor');
+  const second = run(t, BATON, [...args]);
+  await first.exited;
+  assert.match(first.stderr(), /handed 127\.0\.0\.1:\d+ over \(steer\)/);
+  assert.equal((await fetch(url)).status, 200);
+  second.child.kill('SIGTERM');
+});
+
+test('baton doctor names the handover mechanism and how to enable the kernel one', async (t) => {
+  const d = run(t, BATON, ['doctor']);
+  assert.equal((await d.exited).code, 0);
+  assert.match(d.stdout(), /baton serve --reuse-port will hand over by: (steer|migrate)/);
+  assert.match(d.stdout(), /SO_INCOMING_CPU steering within a reuseport group: supported/);
+  if (/tcp_migrate_req: 0/.test(d.stdout())) assert.match(d.stdout(), /sysctl -w net\.ipv4\.tcp_migrate_req=1/);
+});
