@@ -731,6 +731,39 @@ static napi_value do_waitpid(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* acceptConn(fd) -> fd (CLOEXEC, blocking) | null when none is waiting */
+static napi_value accept_conn(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "acceptConn(fd)");
+  int c;
+  do c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+  while (c < 0 && errno == EINTR);
+  if (c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    napi_value nul;
+    napi_get_null(env, &nul);
+    return nul;
+  }
+  if (c < 0) return throw_errno(env, "accept4", errno);
+  return make_i32(env, c);
+}
+
+/* peerCred(fd) -> { pid, uid, gid } of the process at the other end (SO_PEERCRED) */
+static napi_value peer_cred(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "peerCred(fd)");
+  struct ucred cr;
+  socklen_t len = sizeof cr;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) return throw_errno(env, "getsockopt(SO_PEERCRED)", errno);
+  napi_value out;
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "pid", make_i32(env, cr.pid));
+  napi_set_named_property(env, out, "uid", make_i32(env, (int32_t)cr.uid));
+  napi_set_named_property(env, out, "gid", make_i32(env, (int32_t)cr.gid));
+  return out;
+}
+
 /* tcpListenQueue(fd) -> connections waiting in a listener's accept queue */
 static napi_value tcp_listen_queue(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -770,6 +803,8 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("spawn", do_spawn);
   EXPORT("waitpid", do_waitpid);
   EXPORT("tcpListenQueue", tcp_listen_queue);
+  EXPORT("acceptConn", accept_conn);
+  EXPORT("peerCred", peer_cred);
   return exports;
 }
 

@@ -68,6 +68,9 @@ interface Addon {
   spawn(file: string, argv: string[], envp: string[], options: SpawnOptions): number;
   waitpid(pid: number, noHang: boolean): [pid: number, status: number] | null;
   tcpListenQueue(fd: number): number;
+  /** accept4 (CLOEXEC); null when nothing waits on a non-blocking listener. */
+  acceptConn(fd: number): number | null;
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { HandoffError, type TakenOver, takeOver } from '../net/handoff.ts';
 import { chooseHandover, type Handover } from '../net/reuseport.ts';
 import { getopt } from '../start_server/getopt.ts';
 import { systemBacklog } from './listen.ts';
@@ -27,6 +28,12 @@ Sockets: inherited from start_server (SERVER_STARTER_PORT) or systemd
                                else steer), steer, migrate, or none (plain close)
   --handover-timeout=SECS      on stop, wait this long for another instance to
                                listen before leaving the port (default 30)
+  --handoff=PATH               take the listening sockets from the instance
+                               offering them at PATH (a UNIX socket, e.g. on a
+                               volume shared by containers), else bind; then
+                               offer them there to the next instance, and stop
+                               once it serves
+  --handoff-uid=UID            also hand sockets to this uid (default: ours only)
 
 Workers:
   --max-workers=N              (default: number of CPUs)
@@ -72,6 +79,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     { name: 'reuse-port', kind: 'flag' },
     { name: 'handover', kind: 'string' },
     { name: 'handover-timeout', kind: 'string' },
+    { name: 'handoff', kind: 'string' },
+    { name: 'handoff-uid', kind: 'integer' },
     { name: 'max-workers', kind: 'integer' },
     { name: 'max-request-per-child', kind: 'integer' },
     { name: 'min-request-per-child', kind: 'integer' },
@@ -126,24 +135,40 @@ export async function serveMain(argv: string[]): Promise<number> {
     return fail((e as Error).message);
   }
   let sockets: AcquiredSockets;
+  const handoffPath = v.handoff as string | undefined;
+  const allowUid = v['handoff-uid'] as number | undefined;
+  let taken: TakenOver | undefined;
   try {
-    sockets = await acquireSockets(
-      {
-        host: (v.host as string | undefined) ?? '0.0.0.0',
-        port,
-        path: v.path as string | undefined,
-        backlog: cfg.backlog,
-        reusePort: v['reuse-port'] === true,
-        handover,
-      },
-      (m) => process.stderr.write(`baton serve: ${m}\n`),
-    );
+    taken = handoffPath === undefined ? undefined : await takeOver(handoffPath, 10_000, allowUid);
+  } catch (e) {
+    if (e instanceof HandoffError) return fail(e.message);
+    throw e;
+  }
+  try {
+    sockets = taken
+      ? { fds: taken.fds, description: `${taken.description}, handed over by pid ${taken.from.pid}` }
+      : await acquireSockets(
+          {
+            host: (v.host as string | undefined) ?? '0.0.0.0',
+            port,
+            path: v.path as string | undefined,
+            backlog: cfg.backlog,
+            reusePort: v['reuse-port'] === true,
+            handover,
+          },
+          (m) => process.stderr.write(`baton serve: ${m}\n`),
+        );
     process.stderr.write(`baton serve: ${cfg.app} on ${sockets.description}\n`);
   } catch (e) {
     if (e instanceof BindError) return fail(e.message, e.exitCode);
     throw e;
   }
-  const master = new Master(cfg, sockets.fds, sockets.group);
+  const master = new Master(
+    cfg,
+    sockets.fds,
+    sockets.group,
+    handoffPath === undefined ? undefined : { path: handoffPath, taken, allowUid, description: sockets.description },
+  );
   deliver = (sig) => master.signal(sig);
   return master.run(early);
 }

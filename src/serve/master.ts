@@ -15,6 +15,7 @@
 //   on it); what outlives --graceful-timeout plus a margin is KILLed.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { HandoffOffer, type TakenOver } from '../net/handoff.ts';
 import { native } from '../net/native.ts';
 import { type ReuseportGroupMember, steerAway, waitForSuccessor, waitQueuesEmpty } from '../net/reuseport.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
@@ -45,6 +46,13 @@ export interface ServeConfig {
   handoverTimeoutMs: number;
 }
 
+export interface HandoffConfig {
+  path: string;
+  taken: TakenOver | undefined;
+  allowUid: number | undefined;
+  description: string;
+}
+
 interface Worker {
   child: ChildProcess;
   pid: number;
@@ -72,12 +80,19 @@ export class Master {
   private readonly backoff = new Map<number, number>();
 
   private readonly group: ReuseportGroupMember | undefined;
+  private readonly handoff: HandoffConfig | undefined;
+  private offer: HandoffOffer | undefined;
 
-  /** `group`: this instance's own SO_REUSEPORT listeners, handed over on stop. */
-  constructor(cfg: ServeConfig, fds: number[], group?: ReuseportGroupMember) {
+  /**
+   * `group`: this instance's own SO_REUSEPORT listeners, handed over on stop.
+   * `handoff`: sockets taken from a previous instance (told READY once we
+   * serve) and offered at `path` to the next one.
+   */
+  constructor(cfg: ServeConfig, fds: number[], group?: ReuseportGroupMember, handoff?: HandoffConfig) {
     this.cfg = cfg;
     this.fds = fds;
     this.group = group;
+    this.handoff = handoff;
   }
 
   private stopRequested = false;
@@ -97,6 +112,7 @@ export class Master {
       const started = await this.startSet(++this.currentSet);
       if (started.ok) {
         log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
+        this.startOffering();
         this.notify('READY=1');
       } else if (!this.stopRequested) {
         log(`could not start: ${started.why}`);
@@ -106,6 +122,22 @@ export class Master {
     }
     await this.stopped;
     return 0;
+  }
+
+  /** Offers our sockets to the next instance, then releases the previous one. */
+  private startOffering(): void {
+    const h = this.handoff;
+    if (!h) return;
+    this.offer = new HandoffOffer({
+      path: h.path,
+      fds: this.fds,
+      description: h.description.replace(/, handed over by pid \d+$/, ''),
+      allowUid: h.allowUid,
+      log,
+      onTaken: (peer) => this.stop(`handoff to pid ${peer.pid}`),
+    });
+    log(`offering the listening sockets at ${h.path}`);
+    h.taken?.ready();
   }
 
   /** TERM, INT and QUIT stop; HUP reloads. */
@@ -290,7 +322,8 @@ export class Master {
   private stop(sig: string): void {
     if (this.stopRequested) return;
     this.stopRequested = true;
-    log(`received ${sig}: stopping ${this.workers.size} workers gracefully`);
+    this.offer?.close();
+    log(`${sig.startsWith('handoff') ? sig : `received ${sig}`}: stopping ${this.workers.size} workers gracefully`);
     this.notify('STOPPING=1');
     void this.handOver()
       .then(() => this.stopAll(this.allWorkers()))
