@@ -1,0 +1,175 @@
+// Container mode end to end, in real containers (rootful podman with runc,
+// driven through the stock docker CLI against podman's Docker API):
+// - the seed: start_server swapping `docker run --net=host IMAGE baton serve
+//   --reuse-port ...` generations under ab and wrk: 0 failed;
+// - the control: the same swaps with --handover=none must fail requests;
+// - --handoff between containers without host networking (--network=none,
+//   a shared volume): the listening socket moves from container to container.
+// The image is built by scripts/containers/setup.sh from a root filesystem
+// holding Node 24 and `npm pack` of this repository.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, ROOT, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
+import { ab, type LoadResult, wrk } from '../load.ts';
+
+const SWAPS = 10;
+const env: NodeJS.ProcessEnv = { ...process.env };
+let unavailable: string | false = false;
+
+before(() => {
+  const r = spawnSync('bash', [join(ROOT, 'scripts', 'containers', 'setup.sh')], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) {
+    const why = `container setup failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+    // CI must run these; elsewhere a machine without podman skips them.
+    if (process.env.CI) throw new Error(why);
+    unavailable = why;
+    process.stderr.write(`skipping container tests: ${why}\n`);
+    return;
+  }
+  for (const line of readFileSync(r.stdout.trim(), 'utf8').split('\n')) {
+    const m = /^export (\w+)="(.*)"$/.exec(line);
+    if (m) env[m[1] as string] = m[2];
+  }
+});
+
+after(() => {
+  spawnSync('bash', [join(ROOT, 'scripts', 'containers', 'teardown.sh')], { env, timeout: 120_000 });
+});
+
+const cli = spawnSync('sh', ['-c', 'command -v docker']).status === 0 ? 'docker' : 'podman';
+
+async function seedRun(
+  t: Parameters<typeof runCommand>[0],
+  handover: string,
+  client: 'ab' | 'wrk',
+): Promise<{ result: LoadResult; log: string }> {
+  const port = await freePort();
+  const s = runCommand(
+    t,
+    process.execPath,
+    [
+      START_SERVER,
+      '--',
+      cli,
+      'run',
+      '--rm',
+      '--net=host',
+      env.IMAGE as string,
+      'serve',
+      '/app/busy-app.js',
+      '--reuse-port',
+      '--host=127.0.0.1',
+      `--port=${port}`,
+      '--max-workers=2',
+      `--handover=${handover}`,
+      '--handover-timeout=5',
+    ],
+    { env },
+  );
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor('first container serving', async () => (await fetch(url).catch(() => undefined))?.ok, 30_000);
+  const load = client === 'ab' ? ab(url, SWAPS * 1.1 + 4, 20, 100_000) : wrk(url, Math.ceil(SWAPS * 1.1) + 4, 50);
+  await sleep(1000);
+  for (let i = 0; i < SWAPS; i++) {
+    s.child.kill('SIGHUP');
+    await sleep(1100);
+  }
+  const result = await load.result;
+  s.child.kill('SIGTERM');
+  await s.exited;
+  return { result, log: s.stderr() };
+}
+
+for (const client of ['ab', 'wrk'] as const) {
+  test(`start_server -- ${cli} run --net=host IMAGE baton serve --reuse-port: ${SWAPS} deploys under ${client}, 0 failed`, {
+    timeout: 180_000,
+  }, async (t) => {
+    if (unavailable) return t.skip(unavailable);
+    const { result, log } = await seedRun(t, 'auto', client);
+    const deploys = (log.match(/new worker is now running/g) ?? []).length;
+    const handed = (log.match(/handed 127\.0\.0\.1:\d+ over/g) ?? []).length;
+    t.diagnostic(
+      `${client}: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${deploys} deploys, ${handed} handovers`,
+    );
+    assert.equal(deploys, SWAPS, log.slice(-3000));
+    assert.ok(result.requests > 1000, result.output);
+    assert.equal(result.failures, 0, `${result.detail}\n${log.slice(-2000)}`);
+  });
+}
+
+test('control: the same container swaps with --handover=none fail requests', { timeout: 180_000 }, async (t) => {
+  if (unavailable) return t.skip(unavailable);
+  const { result } = await seedRun(t, 'none', 'ab');
+  t.diagnostic(`control ab: ${result.requests} requests, ${result.failures} failed (${result.detail})`);
+  assert.ok(result.failures > 0, `without steering and draining, queued connections must be reset: ${result.detail}`);
+});
+
+test(`--handoff between containers without host networking: ${SWAPS / 2} handoffs under ab, 0 failed`, { timeout: 180_000 }, async (t) => {
+  if (unavailable) return t.skip(unavailable);
+  const dir = tempDir(t);
+  chmodSync(dir, 0o700);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/`;
+  // The first instance runs on the host, so the socket lives in the host's
+  // network namespace where the client is; containers then pass it along.
+  let current = runCommand(
+    t,
+    process.execPath,
+    [
+      join(ROOT, 'src', 'cli', 'baton.ts'),
+      'serve',
+      join(ROOT, 'test', 'fixtures', 'container-app.js'),
+      '--host=127.0.0.1',
+      `--port=${port}`,
+      '--max-workers=1',
+      `--handoff=${dir}/h.sock`,
+    ],
+    { env },
+  );
+  await waitFor('host instance serving', async () => (await fetch(url).catch(() => undefined))?.ok, 15_000);
+  const load = ab(url, 120, 20);
+  const names: string[] = [];
+  for (let i = 0; i < SWAPS / 2; i++) {
+    const name = `baton-handoff-${process.pid}-${i}`;
+    names.push(name);
+    const next = runCommand(
+      t,
+      cli,
+      [
+        'run',
+        '--rm',
+        '--name',
+        name,
+        '--network=none',
+        '-v',
+        `${dir}:/handoff`,
+        env.IMAGE as string,
+        'serve',
+        '/app/app.js',
+        '--max-workers=1',
+        '--handoff=/handoff/h.sock',
+      ],
+      { env },
+    );
+    await current.exited;
+    assert.match(current.stderr(), /handoff to pid \d+: stopping/);
+    await waitFor('new container offering', () => /offering the listening sockets/.test(next.stderr()), 30_000);
+    assert.match(next.stderr(), /handed over by pid \d+/);
+    current = next;
+    await sleep(500);
+  }
+  assert.match(await (await fetch(url)).text(), /^hello from a container\n$/);
+  load.stop();
+  const r = await load.result;
+  spawnSync(cli, ['stop', '-t', '10', names.at(-1) as string], { env });
+  await current.exited;
+  t.diagnostic(
+    `handoff ab: ${r.requests} requests, ${r.failures} failed (${r.detail}), ${SWAPS / 2} handoffs into containers with --network=none`,
+  );
+  assert.ok(r.requests > 1000, r.output);
+  assert.equal(r.failures, 0, r.output);
+});
