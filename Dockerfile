@@ -1,0 +1,11 @@
+# An image for baton serve apps: `docker build -t myapp .` with your app in
+# app.js (see examples/docker/ for the hot-deploy recipe). Any Node >= 22.12
+# image works; baton's npm package carries a prebuilt linux-x64 addon.
+FROM node:24-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json* ./
+RUN npm install --omit=dev --ignore-scripts baton
+COPY . .
+# PID 1 is the baton serve master: it handles TERM/INT/QUIT/HUP itself.
+ENTRYPOINT ["npx", "--no-install", "baton", "serve", "app.js", "--reuse-port"]
+CMD ["--port=8080"]
