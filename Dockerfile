@@ -6,6 +6,7 @@ WORKDIR /app
 COPY package.json package-lock.json* ./
 RUN npm install --omit=dev --ignore-scripts baton
 COPY . .
-# PID 1 is the baton serve master: it handles TERM/INT/QUIT/HUP itself.
-ENTRYPOINT ["npx", "--no-install", "baton", "serve", "app.js", "--reuse-port"]
+# PID 1 is the baton serve master itself (no npm or shell in between), so the
+# TERM that docker forwards reaches it.
+ENTRYPOINT ["node", "node_modules/baton/dist/cli/baton.js", "serve", "app.js", "--reuse-port"]
 CMD ["--port=8080"]
