@@ -52,6 +52,8 @@ for (const fd of config.fds) {
     keepAliveTimeout: config.keepAliveTimeoutMs,
     requestTimeout: config.timeoutMs,
     headersTimeout: Math.min(config.timeoutMs, 60_000),
+    // Node enforces both timeouts only at this interval (default 30 s).
+    connectionsCheckingInterval: Math.min(1000, Math.max(100, config.timeoutMs / 4)),
   });
   const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs, manualTracking: true });
   const limit = config.maxRequests;
