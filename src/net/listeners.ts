@@ -6,6 +6,7 @@
 // the same open file descriptions and nothing queued is ever lost.
 import { lookup } from 'node:dns/promises';
 import { lstatSync, unlinkSync } from 'node:fs';
+import { ExitCodeError } from '../errors.ts';
 import { native } from './native.ts';
 import { type PortSpec, parsePortSpec } from './port-spec.ts';
 import { formatServerStarterPort, type PortEntry } from './server-starter-port.ts';
@@ -21,15 +22,7 @@ export interface Listener {
 }
 
 /** A bind failure: `exitCode` follows Perl's `die` (errno, or 255). */
-export class ListenError extends Error {
-  code: string;
-  exitCode: number;
-  constructor(message: string, code: string, exitCode: number) {
-    super(message);
-    this.code = code;
-    this.exitCode = exitCode;
-  }
-}
+export class ListenError extends ExitCodeError {}
 
 function errnoOf(e: unknown): { code: string; errno: number; message: string } {
   const err = e as NodeJS.ErrnoException;

@@ -4,6 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { ExitCodeError } from '../errors.ts';
 import { native } from '../net/native.ts';
 import { type Handover, openReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
 import { inheritedSockets } from './listen.ts';
@@ -17,15 +18,7 @@ export interface SocketRequest {
   handover: Handover;
 }
 
-export class BindError extends Error {
-  code: string;
-  exitCode: number;
-  constructor(message: string, code: string, exitCode: number) {
-    super(message);
-    this.code = code;
-    this.exitCode = exitCode;
-  }
-}
+export class BindError extends ExitCodeError {}
 
 export interface AcquiredSockets {
   fds: number[];

@@ -3,21 +3,15 @@
 // pid file's lock, i.e. after it removed the file and exited.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ExitCodeError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
 import { readStatusGenerations } from './files.ts';
 import { log } from './log.ts';
 
-export class ClientError extends Error {
-  code = 'ERR_BATON_CLIENT';
-  exitCode: number;
+export class ClientError extends ExitCodeError {
   constructor(message: string, exitCode: number) {
-    super(message);
-    this.exitCode = exitCode;
+    super(message, 'ERR_BATON_CLIENT', exitCode);
   }
-}
-
-function errnoCode(e: unknown): number {
-  return Math.abs((e as NodeJS.ErrnoException).errno ?? 0) || 255;
 }
 
 function readPid(text: string, file: string): number {
@@ -30,7 +24,7 @@ function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ClientError(`failed to open file:${path}:${(e as Error).message}`, errnoCode(e));
+    throw new ClientError(`failed to open file:${path}:${(e as Error).message}`, errnoExit(e));
   }
 }
 
@@ -38,7 +32,7 @@ function signal(pid: number, sig: 'TERM' | 'HUP'): void {
   try {
     process.kill(pid, `SIG${sig}`);
   } catch (e) {
-    throw new ClientError(`failed to send SIG${sig} to the server process ${pid}:${(e as Error).message}`, errnoCode(e));
+    throw new ClientError(`failed to send SIG${sig} to the server process ${pid}:${(e as Error).message}`, errnoExit(e));
   }
 }
 
@@ -48,7 +42,7 @@ export function stopServer(pidFile: string | undefined): void {
   try {
     fd = openSync(pidFile, 'r+');
   } catch (e) {
-    throw new ClientError(`failed to open file:${pidFile}:${(e as Error).message}`, errnoCode(e));
+    throw new ClientError(`failed to open file:${pidFile}:${(e as Error).message}`, errnoExit(e));
   }
   try {
     const pid = readPid(readFileSync(fd, 'utf8'), pidFile);

@@ -2,16 +2,14 @@
 // process (that lock is what `--stop` waits on); the status file is replaced
 // atomically. Neither follows a symlink planted at the path.
 import { closeSync, constants, ftruncateSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { ExitCodeError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
-export class PidFileError extends Error {
-  code = 'ERR_BATON_PID_FILE';
-  exitCode: number;
+export class PidFileError extends ExitCodeError {
   constructor(message: string, exitCode: number) {
-    super(message);
-    this.exitCode = exitCode;
+    super(message, 'ERR_BATON_PID_FILE', exitCode);
   }
 }
 
@@ -26,7 +24,7 @@ export function acquirePidFile(path: string, pid: number): PidFile {
     fd = openSync(path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new PidFileError(`failed to open file:${path}: ${err.message}`, Math.abs(err.errno ?? 255) || 255);
+    throw new PidFileError(`failed to open file:${path}: ${err.message}`, errnoExit(err));
   }
   // Lock before truncating: upstream truncates a running instance's pid file first.
   if (!native.flock(fd, 'ex', true)) {

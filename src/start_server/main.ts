@@ -2,12 +2,13 @@
 // version, restart, stop, start), and turn every failure into one line on
 // stderr and a documented exit code.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { closeListeners, ListenError, type Listener, openListeners } from '../net/listeners.ts';
+import { ExitCodeError, errnoExit } from '../errors.ts';
+import { closeListeners, type Listener, openListeners } from '../net/listeners.ts';
 import { native } from '../net/native.ts';
 import { PortSpecError } from '../net/port-spec.ts';
-import { ClientError, restartServer, stopServer } from './client.ts';
+import { restartServer, stopServer } from './client.ts';
 import { loadEnvdir } from './envdir.ts';
-import { acquirePidFile, PidFileError } from './files.ts';
+import { acquirePidFile } from './files.ts';
 import { Inbox } from './inbox.ts';
 import { log } from './log.ts';
 import { HELP, parseArgs, type StartServerOptions, UsageError } from './options.ts';
@@ -48,8 +49,7 @@ function openLog(spec: string, env: Record<string, string | undefined>): number 
   try {
     return openSync(spec, 'a');
   } catch (e) {
-    const errno = Math.abs((e as NodeJS.ErrnoException).errno ?? 0) || 255;
-    throw new UsageError(`failed to open log file:${spec}: ${(e as Error).message}`, errno);
+    throw new UsageError(`failed to open log file:${spec}: ${(e as Error).message}`, errnoExit(e));
   }
 }
 
@@ -125,7 +125,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await start(action.options, inbox);
     }
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ListenError || e instanceof PidFileError || e instanceof ClientError) {
+    if (e instanceof ExitCodeError) {
       log(e.message);
       return e.exitCode;
     }

@@ -1,5 +1,7 @@
 // start_server's command line: Server::Starter 0.35's options, in its order of
 // evaluation, plus baton's extensions (documented in the README).
+
+import { ExitCodeError } from '../errors.ts';
 import { getopt, type OptionDef } from './getopt.ts';
 import { normalizeSignal } from './signals.ts';
 
@@ -37,12 +39,9 @@ export type Action =
   | { kind: 'start'; options: StartServerOptions };
 
 /** A problem with the command line; `exitCode` is what upstream exits with. */
-export class UsageError extends Error {
-  code = 'ERR_BATON_USAGE';
-  exitCode: number;
+export class UsageError extends ExitCodeError {
   constructor(message: string, exitCode: number) {
-    super(message);
-    this.exitCode = exitCode;
+    super(message, 'ERR_BATON_USAGE', exitCode);
   }
 }
 
