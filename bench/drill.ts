@@ -4,12 +4,13 @@
 // markdown table. Not a test; a few minutes; all on 127.0.0.1.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DrillReport } from '../src/drill/report.ts';
 import { runDrill } from '../src/drill/run.ts';
+import { freePort } from '../src/net/free-port.ts';
+import { have } from '../test/helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const APPS = join(import.meta.dirname, 'apps');
@@ -24,23 +25,6 @@ interface Contender {
   start(port: number, home: string): { proc?: ChildProcess; deploy: string; stop?: () => void };
   needs?: string;
 }
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-const have = (bin: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const bg = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
   spawn(cmd, args, { stdio: 'ignore', env: { ...process.env, ...env } });

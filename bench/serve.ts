@@ -5,10 +5,10 @@
 // generator shares the 2 cores) and baton's ratios. Not a test.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../src/net/free-port.ts';
 import { parseAb, parseWrk } from '../test/load.ts';
 import { cpuBetween, treeCpu } from './proc.ts';
 
@@ -20,14 +20,6 @@ interface Contender {
   name: string;
   start(port: number, home: string): { proc: ChildProcess; rootPid: () => number };
   stop?(home: string): void;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 const node = (args: string[], env: NodeJS.ProcessEnv = {}) =>

@@ -1,7 +1,7 @@
 // Helpers for tests that run real processes on real sockets.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,13 +10,11 @@ export const ROOT = join(import.meta.dirname, '..');
 export const START_SERVER = join(ROOT, 'src', 'cli', 'start_server.ts');
 export const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
+export { freePort } from '../src/net/free-port.ts';
+
+/** Whether a command is on PATH (for tests that need a real peer). */
+export function have(bin: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 }
 
 export function tempDir(t: { after: (fn: () => void) => void }): string {

@@ -1,9 +1,9 @@
 // One drill: a server under baton's supervisor (or any running URL), load
 // from the counting client, N hot deploys, then a report.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../net/free-port.ts';
 import { LoadClient, type LoadOptions } from './client.ts';
 import { buildReport, type Deploy, type DrillReport } from './report.ts';
 
@@ -24,14 +24,6 @@ export interface DrillOptions {
   durationMs?: number | undefined;
   load: Omit<LoadOptions, 'url'>;
   progress?: (line: string) => void;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 /** Follows start_server's log: when did each deploy's old generation exit? */

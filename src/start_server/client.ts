@@ -7,6 +7,7 @@ import { ExitCodeError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
 import { readStatusGenerations } from './files.ts';
 import { log } from './log.ts';
+import { processAlive } from './process-alive.ts';
 
 export class ClientError extends ExitCodeError {
   constructor(message: string, exitCode: number) {
@@ -54,15 +55,6 @@ export function stopServer(pidFile: string | undefined): void {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Sends HUP and waits until the status file shows exactly one generation, at
  * least the one the HUP creates (upstream waits for that exact number and
@@ -80,7 +72,7 @@ export async function restartServer(pidFile: string | undefined, statusFile: str
   for (;;) {
     const gens = readStatusGenerations(statusFile, readText);
     if (gens.length === 1 && (gens[0] as number) >= target) return;
-    if (!alive(pid)) throw new ClientError(`start_server (pid ${pid}) exited before the restart completed`, 1);
+    if (!processAlive(pid)) throw new ClientError(`start_server (pid ${pid}) exited before the restart completed`, 1);
     await sleep(1000);
   }
 }

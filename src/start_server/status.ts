@@ -2,6 +2,7 @@
 // and status file plus /proc: generations, pids, uptimes, listening sockets.
 import { readFileSync } from 'node:fs';
 import { readStatusGenerations } from './files.ts';
+import { processAlive } from './process-alive.ts';
 
 export interface WorkerStatus {
   generation: number;
@@ -42,28 +43,19 @@ function environOf(pid: number, name: string): string | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export function readServerStatus(pidFile: string | undefined, statusFile: string): ServerStatus {
   const text = readFileSync(statusFile, 'utf8');
   const workers = readStatusGenerations(statusFile, () => text).map((generation) => {
     const line = text.split('\n').find((l) => l.startsWith(`${generation}:`)) as string;
     const pid = Number(line.split(':')[1]);
-    return { generation, pid, alive: alive(pid), uptimeSeconds: uptime(pid) };
+    return { generation, pid, alive: processAlive(pid), uptimeSeconds: uptime(pid) };
   });
   let supervisorPid: number | undefined;
   if (pidFile) supervisorPid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]) || undefined;
   const live = workers.find((w) => w.alive);
   return {
     supervisorPid,
-    supervisorAlive: supervisorPid !== undefined && alive(supervisorPid),
+    supervisorAlive: supervisorPid !== undefined && processAlive(supervisorPid),
     ports: live ? environOf(live.pid, 'SERVER_STARTER_PORT') : undefined,
     workers,
   };

@@ -9,12 +9,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LoadClient } from '../../src/drill/client.ts';
-import { BATON, freePort, ROOT, run, runCommand, tempDir, waitFor } from '../helpers.ts';
+import { BATON, freePort, have, ROOT, run, runCommand, tempDir, waitFor } from '../helpers.ts';
 import { ab } from '../load.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 const SWAPS = 8;
-const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 
 /** Starts an instance, then hands over SWAPS times while `during` runs; stops the last one after. */
 async function chain<T>(

@@ -3,16 +3,14 @@
 // --net=host` case without the containers). Steering must lose nothing under
 // a load that keeps the accept queues full; a plain close must lose requests.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BATON, freePort, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
+import { BATON, freePort, have, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
 import { ab, type LoadResult, wrk } from '../load.ts';
 
 const BUSY = join(ROOT, 'test', 'fixtures', 'busy-app.ts');
 const SWAPS = 10;
-const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 
 async function swapUnderLoad(
   t: Parameters<typeof run>[0],

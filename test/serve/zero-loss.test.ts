@@ -3,17 +3,15 @@
 // start_server, or the serve master itself on HUP) and whatever the client
 // (wrk keep-alive, ab without keep-alive, the drill client with POST bodies).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LoadClient } from '../../src/drill/client.ts';
-import { BATON, freePort, ROOT, runCommand, START_SERVER, waitFor } from '../helpers.ts';
+import { BATON, freePort, have, ROOT, runCommand, START_SERVER, waitFor } from '../helpers.ts';
 import { ab, type LoadResult, wrk } from '../load.ts';
 
 const DEPLOYS = 20;
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
-const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 
 type Supervisor = 'start_server' | 'perl start_server' | 'standalone';
 type Client = 'wrk' | 'ab' | 'drill POST';

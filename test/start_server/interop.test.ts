@@ -6,11 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
+import { freePort, have, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
 import { ab, wrk } from '../load.ts';
 
 const DEPLOYS = 20;
-const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const missing = ['wrk', 'ab', 'plackup'].filter((b) => !have(b));
 const starletMissing = spawnSync('perl', ['-MPlack::Handler::Starlet', '-e1']).status !== 0;
 
