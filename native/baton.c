@@ -85,41 +85,32 @@ static char *get_str(napi_env env, napi_value v) {
   return s;
 }
 
-static int opt_bool(napi_env env, napi_value obj, const char *key, int dflt) {
+/* The named property of an options object, when it is an object that has it. */
+static bool opt_get(napi_env env, napi_value obj, const char *key, napi_value *out) {
   bool has = false;
   napi_valuetype t;
-  if (napi_typeof(env, obj, &t) != napi_ok || t != napi_object) return dflt;
+  if (napi_typeof(env, obj, &t) != napi_ok || t != napi_object) return false;
   napi_has_named_property(env, obj, key, &has);
-  if (!has) return dflt;
+  return has && napi_get_named_property(env, obj, key, out) == napi_ok;
+}
+
+static int opt_bool(napi_env env, napi_value obj, const char *key, int dflt) {
   napi_value v;
   bool b;
-  napi_get_named_property(env, obj, key, &v);
-  if (napi_get_value_bool(env, v, &b) != napi_ok) return dflt;
+  if (!opt_get(env, obj, key, &v) || napi_get_value_bool(env, v, &b) != napi_ok) return dflt;
   return b;
 }
 
 static int opt_i32(napi_env env, napi_value obj, const char *key, int dflt) {
-  bool has = false;
-  napi_valuetype t;
-  if (napi_typeof(env, obj, &t) != napi_ok || t != napi_object) return dflt;
-  napi_has_named_property(env, obj, key, &has);
-  if (!has) return dflt;
   napi_value v;
   int32_t i;
-  napi_get_named_property(env, obj, key, &v);
-  if (!get_i32(env, v, &i)) return dflt;
+  if (!opt_get(env, obj, key, &v) || !get_i32(env, v, &i)) return dflt;
   return i;
 }
 
 static char *opt_str(napi_env env, napi_value obj, const char *key) {
-  bool has = false;
-  napi_valuetype t;
-  if (napi_typeof(env, obj, &t) != napi_ok || t != napi_object) return NULL;
-  napi_has_named_property(env, obj, key, &has);
-  if (!has) return NULL;
   napi_value v;
-  napi_get_named_property(env, obj, key, &v);
-  return get_str(env, v);
+  return opt_get(env, obj, key, &v) ? get_str(env, v) : NULL;
 }
 
 static int set_fd_flags(int fd, int cloexec, int nonblock) {
@@ -307,14 +298,8 @@ static napi_value fd_flags(napi_env env, napi_callback_info info) {
   ARGS(2);
   int32_t fd;
   if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "fdFlags(fd, flags?)");
-  int cloexec = -1, nonblock = -1;
-  if (argc > 1) {
-    bool has;
-    napi_has_named_property(env, argv[1], "cloexec", &has);
-    if (has) cloexec = opt_bool(env, argv[1], "cloexec", 0);
-    napi_has_named_property(env, argv[1], "nonblock", &has);
-    if (has) nonblock = opt_bool(env, argv[1], "nonblock", 0);
-  }
+  int cloexec = argc > 1 ? opt_bool(env, argv[1], "cloexec", -1) : -1;
+  int nonblock = argc > 1 ? opt_bool(env, argv[1], "nonblock", -1) : -1;
   if (set_fd_flags(fd, cloexec, nonblock) < 0) return throw_errno(env, "fcntl", errno);
   int fdf = fcntl(fd, F_GETFD), flf = fcntl(fd, F_GETFL);
   if (fdf < 0 || flf < 0) return throw_errno(env, "fcntl", errno);
@@ -653,11 +638,9 @@ static napi_value do_spawn(napi_env env, napi_callback_info info) {
   posix_spawnattr_init(&at);
 
   napi_value fds_v;
-  bool has = false, is_array = false;
+  bool is_array = false;
   uint32_t n = 0;
-  napi_has_named_property(env, argv[3], "fds", &has);
-  if (has) {
-    napi_get_named_property(env, argv[3], "fds", &fds_v);
+  if (opt_get(env, argv[3], "fds", &fds_v)) {
     napi_is_array(env, fds_v, &is_array);
     if (is_array) napi_get_array_length(env, fds_v, &n);
   }
