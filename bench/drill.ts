@@ -3,7 +3,7 @@
 // per second); then the same servers' throughput without deploys. Prints a
 // markdown table. Not a test; a few minutes; all on 127.0.0.1.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -60,6 +60,44 @@ const contenders: Contender[] = [
         '--max-workers=2',
       ]);
       return { proc, deploy: hup(proc) };
+    },
+  },
+  {
+    name: 'baton container mode: start_server -- docker run --net=host … serve --reuse-port',
+    needs: 'podman',
+    start: (port) => {
+      const setup = execFileSync('bash', [join(ROOT, 'scripts', 'containers', 'setup.sh')], { encoding: 'utf8' }).trim();
+      const env: NodeJS.ProcessEnv = {};
+      for (const m of readFileSync(setup, 'utf8').matchAll(/^export (\w+)="(.*)"$/gm)) env[m[1] as string] = m[2];
+      const cli = have('docker') ? 'docker' : 'podman';
+      const proc = bg(
+        process.execPath,
+        [
+          START_SERVER,
+          '--',
+          cli,
+          'run',
+          '--rm',
+          '--net=host',
+          env.IMAGE as string,
+          'serve',
+          '/app/app.js',
+          '--reuse-port',
+          '--host=127.0.0.1',
+          `--port=${port}`,
+          '--max-workers=2',
+          '--handover-timeout=5',
+        ],
+        env,
+      );
+      return {
+        proc,
+        deploy: hup(proc),
+        stop: () => {
+          execFileSync('sleep', ['6']);
+          execFileSync('bash', [join(ROOT, 'scripts', 'containers', 'teardown.sh')], { env: { ...process.env, ...env } });
+        },
+      };
     },
   },
   {
@@ -150,7 +188,6 @@ for (const c of contenders) {
     `| ${c.name} | ${withDeploys.requests.toLocaleString('en-US')} | **${withDeploys.failed}**${kinds ? ` (${kinds})` : ''} | ${worstP99.toFixed(1)} ms | ${withDeploys.latency.max.toFixed(0)} ms | ${Math.round(rps).toLocaleString('en-US')} (baton ${(baseRps / rps).toFixed(2)}×) |`,
   );
 }
-rows.push('| baton container mode | n/a: not built yet (issue 4) | | | | |');
 
 process.stdout.write(
   [

@@ -18,6 +18,12 @@ import { native, SO_INCOMING_CPU, SOL_SOCKET } from './native.ts';
 
 export type Handover = 'migrate' | 'steer' | 'none';
 
+/** After steering away: long enough for handshakes already under way to land. */
+const STEER_DRAIN_MS = 200;
+/** The accept queues must stay empty this long before the listeners close. */
+const QUEUE_QUIET_MS = 50;
+const QUEUE_DRAIN_TIMEOUT_MS = 10_000;
+
 export function migrateReqEnabled(): boolean {
   try {
     return readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim() === '1';
@@ -165,4 +171,30 @@ export async function waitQueuesEmpty(member: ReuseportGroupMember, quietMs: num
     if (now >= end) return false;
     await sleep(5);
   }
+}
+
+/**
+ * The whole handover of a stopping instance: out of selection, wait for a
+ * newer listener (bounded), let the accept queues empty. Resolves to false
+ * when no successor came in time (the caller stops anyway).
+ */
+export async function handOverPort(
+  member: ReuseportGroupMember,
+  successorTimeoutMs: number,
+  warn: (line: string) => void,
+): Promise<boolean> {
+  if (member.handover === 'none') return true;
+  steerAway(member);
+  if (!(await waitForSuccessor(member, successorTimeoutMs))) {
+    warn(
+      `no other listener took ${member.host}:${member.port} within ${successorTimeoutMs / 1000} s; stopping anyway (new connections will be refused)`,
+    );
+    return false;
+  }
+  if (member.handover === 'steer') {
+    await sleep(STEER_DRAIN_MS);
+    if (!(await waitQueuesEmpty(member, QUEUE_QUIET_MS, QUEUE_DRAIN_TIMEOUT_MS)))
+      warn('accept queues did not empty in time; stopping anyway');
+  }
+  return true;
 }

@@ -15,12 +15,19 @@
 // (one lost request per connection under a busy client).
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import { handOverPort } from '../net/reuseport.ts';
+import { reuseportBinding } from './listen.ts';
 
 export interface GracefulOptions {
   /** How long a connection must be idle before it is closed. */
   idleMs?: number;
   /** Give up waiting and destroy what is left after this long. */
   timeoutMs?: number;
+  /**
+   * With listen({ reusePort }): the longest wait, before we stop accepting,
+   * for another instance to listen on the port (default 30 s).
+   */
+  handoverTimeoutMs?: number;
   /**
    * The caller's own (single) request listener calls track(req, res) first,
    * instead of graceful adding a listener: a second 'request' listener makes
@@ -90,29 +97,40 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
   if (!options.manualTracking) server.prependListener('request', track);
 
   function shutdown(): Promise<'drained' | 'timeout'> {
-    done ??= new Promise((resolve) => {
-      draining = true;
-      NetServer.prototype.close.call(server);
-      for (const socket of conns) {
-        const current = socket[STATE]?.current;
-        if (current) markClose(current);
-      }
-      const deadline = Date.now() + timeoutMs;
-      const sweep = setInterval(() => {
-        const now = Date.now();
-        for (const socket of conns) {
-          const state = socket[STATE] as ConnState;
-          if (state.inFlight === 0 && now - state.lastActive >= idleMs) socket.destroy();
-        }
-        if (conns.size === 0 || now >= deadline) {
-          clearInterval(sweep);
-          const timedOut = conns.size > 0;
-          for (const socket of conns) socket.destroy();
-          resolve(timedOut ? 'timeout' : 'drained');
-        }
-      }, SWEEP_MS);
-    });
+    done ??= handOver().then(
+      () =>
+        new Promise((resolve) => {
+          draining = true;
+          const binding = reuseportBinding(server);
+          if (binding) for (const front of binding.fronts) front.close();
+          else NetServer.prototype.close.call(server);
+          for (const socket of conns) {
+            const current = socket[STATE]?.current;
+            if (current) markClose(current);
+          }
+          const deadline = Date.now() + timeoutMs;
+          const sweep = setInterval(() => {
+            const now = Date.now();
+            for (const socket of conns) {
+              const state = socket[STATE] as ConnState;
+              if (state.inFlight === 0 && now - state.lastActive >= idleMs) socket.destroy();
+            }
+            if (conns.size === 0 || now >= deadline) {
+              clearInterval(sweep);
+              const timedOut = conns.size > 0;
+              for (const socket of conns) socket.destroy();
+              resolve(timedOut ? 'timeout' : 'drained');
+            }
+          }, SWEEP_MS);
+        }),
+    );
     return done;
+  }
+
+  /** Reuse-port listeners: hand the port over first (net/reuseport.ts). */
+  async function handOver(): Promise<void> {
+    const binding = reuseportBinding(server);
+    if (binding) await handOverPort(binding.group, options.handoverTimeoutMs ?? 30_000, (m) => process.emitWarning(m));
   }
 
   return {

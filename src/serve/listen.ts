@@ -6,9 +6,14 @@
 // A Node server re-listens on an inherited fd with listen({fd}, backlog): the
 // positional backlog keeps the shared socket's queue length (the object form
 // resets it to 511 for every process sharing it).
+// With reusePort, the sockets are this instance's own members of the port's
+// SO_REUSEPORT group (one per CPU when steering, see net/reuseport.ts): small
+// front net.Servers accept on them and hand each connection to `server`, and
+// graceful() hands the port over before it stops accepting.
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:net';
+import { isIP, Server as NetServer, type Server } from 'node:net';
 import { native, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../net/native.ts';
+import { chooseHandover, type Handover, openReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
 import { parseServerStarterPort } from '../net/server-starter-port.ts';
 
 export interface InheritedSocket {
@@ -51,7 +56,39 @@ export interface ListenOptions {
   port?: number;
   path?: string;
   backlog?: number;
+  /** Join the port's SO_REUSEPORT group, with a zero-loss handover on shutdown. */
   reusePort?: boolean;
+  /** How to hand the port over (reusePort only); default: migrate if the kernel does it, else steer. */
+  handover?: 'auto' | Handover;
+}
+
+export interface ReuseportBinding {
+  group: ReuseportGroupMember;
+  fronts: NetServer[];
+}
+
+const reuseport = new WeakMap<Server, ReuseportBinding>();
+
+/** The reuse-port listeners listen() gave `server`, if any (used by graceful()). */
+export function reuseportBinding(server: Server): ReuseportBinding | undefined {
+  return reuseport.get(server);
+}
+
+async function listenReuseport(server: Server, host: string, port: number, backlog: number, handover: 'auto' | Handover): Promise<string> {
+  if (!isIP(host)) throw new TypeError(`listen: reusePort needs a numeric host (got ${host})`);
+  const group = openReuseport(host, port, isIP(host) === 6 ? 6 : 4, backlog, chooseHandover(handover));
+  const fronts = await Promise.all(
+    group.fds.map(
+      (fd) =>
+        new Promise<NetServer>((resolve, reject) => {
+          const front = new NetServer((socket) => server.emit('connection', socket));
+          front.once('error', reject);
+          front.listen({ fd }, backlog, () => resolve(front));
+        }),
+    ),
+  );
+  reuseport.set(server, { group, fronts });
+  return `${host}:${group.port} (SO_REUSEPORT, handover: ${group.handover})`;
 }
 
 /**
@@ -61,6 +98,9 @@ export interface ListenOptions {
 export async function listen(server: Server, options: ListenOptions = {}): Promise<string> {
   const backlog = options.backlog ?? systemBacklog();
   const [inherited] = inheritedSockets();
+  if (!inherited && options.reusePort && options.path === undefined) {
+    return listenReuseport(server, options.host ?? '0.0.0.0', options.port ?? 0, backlog, options.handover ?? 'auto');
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const ok = () => {
@@ -69,7 +109,7 @@ export async function listen(server: Server, options: ListenOptions = {}): Promi
     };
     if (inherited) server.listen({ fd: inherited.fd }, backlog, ok);
     else if (options.path !== undefined) server.listen({ path: options.path, backlog }, ok);
-    else server.listen({ host: options.host ?? '0.0.0.0', port: options.port ?? 0, backlog, reusePort: options.reusePort ?? false }, ok);
+    else server.listen({ host: options.host ?? '0.0.0.0', port: options.port ?? 0, backlog }, ok);
   });
   if (inherited) return `${inherited.source} ${inherited.name} (fd ${inherited.fd})`;
   const addr = server.address();

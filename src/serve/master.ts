@@ -17,7 +17,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { HandoffOffer, type TakenOver } from '../net/handoff.ts';
 import { native } from '../net/native.ts';
-import { type ReuseportGroupMember, steerAway, waitForSuccessor, waitQueuesEmpty } from '../net/reuseport.ts';
+import { handOverPort, type ReuseportGroupMember } from '../net/reuseport.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
 
 const WORKER_ENTRY = join(import.meta.dirname, `worker${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
@@ -27,10 +27,6 @@ const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
 /** A worker that lived this long resets its slot's backoff. */
 const STABLE_MS = 5000;
-/** After steering away: long enough for handshakes already under way to land. */
-const STEER_DRAIN_MS = 200;
-const QUEUE_QUIET_MS = 50;
-const QUEUE_DRAIN_TIMEOUT_MS = 10_000;
 
 export interface ServeConfig {
   app: string;
@@ -338,15 +334,6 @@ export class Master {
   private async handOver(): Promise<void> {
     const g = this.group;
     if (!g || g.handover === 'none') return;
-    steerAway(g);
-    if (!(await waitForSuccessor(g, this.cfg.handoverTimeoutMs))) {
-      log(
-        `no other listener took ${g.host}:${g.port} within ${this.cfg.handoverTimeoutMs / 1000} s; stopping anyway (new connections will be refused)`,
-      );
-    } else if (g.handover === 'steer') {
-      await new Promise((r) => setTimeout(r, STEER_DRAIN_MS));
-      if (!(await waitQueuesEmpty(g, QUEUE_QUIET_MS, QUEUE_DRAIN_TIMEOUT_MS))) log('accept queues did not empty in time; stopping anyway');
-    }
-    log(`handed ${g.host}:${g.port} over (${g.handover}); stopping workers`);
+    if (await handOverPort(g, this.cfg.handoverTimeoutMs, log)) log(`handed ${g.host}:${g.port} over (${g.handover}); stopping workers`);
   }
 }

@@ -102,3 +102,32 @@ test('baton doctor names the handover mechanism and how to enable the kernel one
   assert.match(d.stdout(), /SO_INCOMING_CPU steering within a reuseport group: supported/);
   if (/tcp_migrate_req: 0/.test(d.stdout())) assert.match(d.stdout(), /sysctl -w net\.ipv4\.tcp_migrate_req=1/);
 });
+
+test('listen({ reusePort }) + graceful() in an app of its own: 10 swaps under ab, 0 failed; without handover, failures', {
+  skip: have('ab') ? false : 'missing ab',
+  timeout: 120_000,
+}, async (t) => {
+  const results: Record<string, number> = {};
+  for (const handover of ['steer', 'none']) {
+    const port = await freePort();
+    const s = run(t, START_SERVER, ['--', process.execPath, join(ROOT, 'test', 'fixtures', 'reuseport-listen-app.ts')], {
+      env: { PORT: String(port), HANDOVER: handover },
+    });
+    const url = `http://127.0.0.1:${port}/`;
+    await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
+    const load = ab(url, Math.ceil(SWAPS * 1.2) + 3, 20);
+    await sleep(1000);
+    for (let i = 0; i < SWAPS; i++) {
+      s.child.kill('SIGHUP');
+      await sleep(1200);
+    }
+    const r = await load.result;
+    s.child.kill('SIGTERM');
+    await s.exited;
+    t.diagnostic(`listen() handover=${handover}: ${r.requests} requests, ${r.failures} failed (${r.detail})`);
+    assert.equal((s.stderr().match(/new worker is now running/g) ?? []).length, SWAPS);
+    results[handover] = r.failures;
+  }
+  assert.equal(results.steer, 0);
+  assert.ok((results.none ?? 0) > 0, 'the control must lose queued connections');
+});
