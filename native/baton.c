@@ -747,6 +747,21 @@ static napi_value peer_cred(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* shutdownFd(fd, "rd"|"wr"|"rdwr"): on a listener, takes it out of its
+   reuseport group for every process holding it at once */
+static napi_value shutdown_fd(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "shutdownFd(fd, how)");
+  char *how_s = argc > 1 ? get_str(env, argv[1]) : NULL;
+  int how = SHUT_RD;
+  if (how_s && strcmp(how_s, "wr") == 0) how = SHUT_WR;
+  if (how_s && strcmp(how_s, "rdwr") == 0) how = SHUT_RDWR;
+  free(how_s);
+  if (shutdown(fd, how) < 0) return throw_errno(env, "shutdown", errno);
+  return undefined(env);
+}
+
 /* tcpListenQueue(fd) -> connections waiting in a listener's accept queue */
 static napi_value tcp_listen_queue(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -787,6 +802,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("waitpid", do_waitpid);
   EXPORT("tcpListenQueue", tcp_listen_queue);
   EXPORT("acceptConn", accept_conn);
+  EXPORT("shutdownFd", shutdown_fd);
   EXPORT("peerCred", peer_cred);
   return exports;
 }

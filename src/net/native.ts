@@ -71,6 +71,7 @@ interface Addon {
   /** accept4 (CLOEXEC); null when nothing waits on a non-blocking listener. */
   acceptConn(fd: number): number | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  shutdownFd(fd: number, how?: 'rd' | 'wr' | 'rdwr'): void;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

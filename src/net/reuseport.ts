@@ -195,6 +195,24 @@ export async function handOverPort(
     await sleep(STEER_DRAIN_MS);
     if (!(await waitQueuesEmpty(member, QUEUE_QUIET_MS, QUEUE_DRAIN_TIMEOUT_MS)))
       warn('accept queues did not empty in time; stopping anyway');
+    leaveGroup(member);
   }
   return true;
+}
+
+/**
+ * Takes our listeners out of the group now, for every process holding them.
+ * Until then a stopped instance's socket stays a member (its master and
+ * workers still hold it) and is picked whenever no member is marked for the
+ * CPU a connection arrives on (e.g. the successor has not bound yet), so a
+ * connection could land in a queue no one will accept from.
+ */
+function leaveGroup(member: ReuseportGroupMember): void {
+  for (const fd of member.fds) {
+    try {
+      native.shutdownFd(fd, 'rd');
+    } catch {
+      // already closed
+    }
+  }
 }

@@ -83,7 +83,16 @@ async function listenReuseport(server: Server, host: string, port: number, backl
         new Promise<NetServer>((resolve, reject) => {
           const front = new NetServer((socket) => server.emit('connection', socket));
           front.once('error', reject);
-          front.listen({ fd }, backlog, () => resolve(front));
+          front.listen({ fd }, backlog, () => {
+            front.off('error', reject);
+            // graceful() shuts the listener down at handover and accept then
+            // fails; close the handle, or libuv keeps retrying it in a loop.
+            front.on('error', (err: NodeJS.ErrnoException) => {
+              if (err.syscall === 'accept') front.close();
+              else server.emit('error', err);
+            });
+            resolve(front);
+          });
         }),
     ),
   );

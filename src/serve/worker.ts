@@ -56,6 +56,14 @@ for (const fd of config.fds) {
     connectionsCheckingInterval: Math.min(1000, Math.max(100, config.timeoutMs / 4)),
   });
   const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs, manualTracking: true });
+  // After a reuse-port handover the master shuts the listener down (so it
+  // leaves the port's group at once); accept then fails. Close our handle
+  // right away: libuv retries a failed accept in a loop until it is closed.
+  // Connections already open keep being served until we are told to stop.
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.syscall !== 'accept') throw err;
+    void drain.shutdown();
+  });
   const limit = config.maxRequests;
   // One listener for the hot path: tracking, the request limit, then the app.
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {

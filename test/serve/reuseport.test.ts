@@ -18,7 +18,9 @@ async function swapUnderLoad(
   client: 'ab' | 'wrk',
 ): Promise<{ result: LoadResult; log: string }> {
   const port = await freePort();
+  // --ready-notify: an instance is told to stop only once its successor listens (see the README)
   const s = run(t, START_SERVER, [
+    '--ready-notify',
     '--',
     process.execPath,
     BATON,
