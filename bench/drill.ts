@@ -3,14 +3,15 @@
 // per second); then the same servers' throughput without deploys. Prints a
 // markdown table. Not a test; a few minutes; all on 127.0.0.1.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DrillReport } from '../src/drill/report.ts';
 import { runDrill } from '../src/drill/run.ts';
 import { freePort } from '../src/net/free-port.ts';
-import { have } from '../test/helpers.ts';
+import { seedCommand, setUpContainers, tearDownContainers } from '../test/containers/podman.ts';
+import { have, starletCommand } from '../test/helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const APPS = join(import.meta.dirname, 'apps');
@@ -66,36 +67,15 @@ const contenders: Contender[] = [
     name: 'baton container mode: start_server -- docker run --net=host … serve --reuse-port',
     needs: 'podman',
     start: (port) => {
-      const setup = execFileSync('bash', [join(ROOT, 'scripts', 'containers', 'setup.sh')], { encoding: 'utf8' }).trim();
-      const env: NodeJS.ProcessEnv = {};
-      for (const m of readFileSync(setup, 'utf8').matchAll(/^export (\w+)="(.*)"$/gm)) env[m[1] as string] = m[2];
-      const cli = have('docker') ? 'docker' : 'podman';
-      const proc = bg(
-        process.execPath,
-        [
-          START_SERVER,
-          '--',
-          cli,
-          'run',
-          '--rm',
-          '--net=host',
-          env.IMAGE as string,
-          'serve',
-          '/app/app.js',
-          '--reuse-port',
-          '--host=127.0.0.1',
-          `--port=${port}`,
-          '--max-workers=2',
-          '--handover-timeout=5',
-        ],
-        env,
-      );
+      const set = setUpContainers();
+      if ('error' in set) throw new Error(set.error);
+      const proc = bg(process.execPath, [START_SERVER, ...seedCommand(set.env, '/app/app.js', port)], set.env);
       return {
         proc,
         deploy: hup(proc),
         stop: () => {
           execFileSync('sleep', ['6']);
-          execFileSync('bash', [join(ROOT, 'scripts', 'containers', 'teardown.sh')], { env: { ...process.env, ...env } });
+          tearDownContainers(set.env);
         },
       };
     },
@@ -115,18 +95,7 @@ const contenders: Contender[] = [
     name: 'Perl start_server --port + Starlet',
     needs: 'plackup',
     start: (port) => {
-      const proc = bg('start_server', [
-        `--port=127.0.0.1:${port}`,
-        '--',
-        'plackup',
-        '-s',
-        'Starlet',
-        '--max-workers=4',
-        '-E',
-        'deployment',
-        '-e',
-        'sub { [200, ["Content-Type" => "text/plain"], ["hello world\\n"]] }',
-      ]);
+      const proc = bg('start_server', [`--port=127.0.0.1:${port}`, '--', ...starletCommand('hello world\n')]);
       return { proc, deploy: hup(proc) };
     },
   },

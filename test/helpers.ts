@@ -108,3 +108,17 @@ my $s = IO::Socket::INET->new; $s->fdopen($fd, 'r') or die "fdopen: $!";
 $SIG{TERM} = sub { exit 0 };
 while (my $c = $s->accept) { $c->print("$ENV{SERVER_STARTER_GENERATION}:$$\\n"); $c->close }
 `;
+
+/** plackup -s Starlet serving a one-line PSGI app with `body` (a Perl string literal body). */
+export function starletCommand(body: string): string[] {
+  return [
+    'plackup',
+    '-s',
+    'Starlet',
+    '--max-workers=4',
+    '-E',
+    'deployment',
+    '-e',
+    `sub { [200, ["Content-Type" => "text/plain"], ["${body}"]] }`,
+  ];
+}

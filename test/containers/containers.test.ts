@@ -9,38 +9,33 @@
 // holding Node 24 and `npm pack` of this repository.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, ROOT, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 import { ab, type LoadResult, wrk } from '../load.ts';
+import { CONTAINER_CLI, seedCommand, setUpContainers, tearDownContainers } from './podman.ts';
 
 const SWAPS = 10;
-const env: NodeJS.ProcessEnv = { ...process.env };
+let env: NodeJS.ProcessEnv = { ...process.env };
 let unavailable: string | false = false;
 
 before(() => {
-  const r = spawnSync('bash', [join(ROOT, 'scripts', 'containers', 'setup.sh')], { encoding: 'utf8', timeout: 300_000 });
-  if (r.status !== 0) {
-    const why = `container setup failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+  const r = setUpContainers();
+  if ('error' in r) {
     // CI must run these; elsewhere a machine without podman skips them.
-    if (process.env.CI) throw new Error(why);
-    unavailable = why;
-    process.stderr.write(`skipping container tests: ${why}\n`);
+    if (process.env.CI) throw new Error(r.error);
+    unavailable = r.error;
+    process.stderr.write(`skipping container tests: ${r.error}\n`);
     return;
   }
-  for (const line of readFileSync(r.stdout.trim(), 'utf8').split('\n')) {
-    const m = /^export (\w+)="(.*)"$/.exec(line);
-    if (m) env[m[1] as string] = m[2];
-  }
+  env = r.env;
 });
 
-after(() => {
-  spawnSync('bash', [join(ROOT, 'scripts', 'containers', 'teardown.sh')], { env, timeout: 120_000 });
-});
+after(() => tearDownContainers(env));
 
-const cli = spawnSync('sh', ['-c', 'command -v docker']).status === 0 ? 'docker' : 'podman';
+const cli = CONTAINER_CLI;
 
 async function seedRun(
   t: Parameters<typeof runCommand>[0],
@@ -48,28 +43,9 @@ async function seedRun(
   client: 'ab' | 'wrk',
 ): Promise<{ result: LoadResult; log: string }> {
   const port = await freePort();
-  const s = runCommand(
-    t,
-    process.execPath,
-    [
-      START_SERVER,
-      '--',
-      cli,
-      'run',
-      '--rm',
-      '--net=host',
-      env.IMAGE as string,
-      'serve',
-      '/app/busy-app.js',
-      '--reuse-port',
-      '--host=127.0.0.1',
-      `--port=${port}`,
-      '--max-workers=2',
-      `--handover=${handover}`,
-      '--handover-timeout=5',
-    ],
-    { env },
-  );
+  const s = runCommand(t, process.execPath, [START_SERVER, ...seedCommand(env, '/app/busy-app.js', port, [`--handover=${handover}`])], {
+    env,
+  });
   const url = `http://127.0.0.1:${port}/`;
   await waitFor('first container serving', async () => (await fetch(url).catch(() => undefined))?.ok, 30_000);
   const load = client === 'ab' ? ab(url, SWAPS * 1.1 + 4, 20, 100_000) : wrk(url, Math.ceil(SWAPS * 1.1) + 4, 50);

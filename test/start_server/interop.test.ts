@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, have, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
+import { freePort, have, ROOT, run, START_SERVER, starletCommand, waitFor } from '../helpers.ts';
 import { ab, wrk } from '../load.ts';
 
 const DEPLOYS = 20;
@@ -14,16 +14,7 @@ const missing = ['wrk', 'ab', 'plackup'].filter((b) => !have(b));
 const starletMissing = spawnSync('perl', ['-MPlack::Handler::Starlet', '-e1']).status !== 0;
 
 const apps: Record<string, string[]> = {
-  starlet: [
-    'plackup',
-    '-s',
-    'Starlet',
-    '--max-workers=4',
-    '-E',
-    'deployment',
-    '-e',
-    'sub { [200, ["Content-Type" => "text/plain"], ["hello\\n"]] }',
-  ],
+  starlet: starletCommand('hello\n'),
   node: [process.execPath, join(ROOT, 'examples', 'hello', 'app.ts')],
 };
 

@@ -1,0 +1,41 @@
+// The container set-up shared by the container tests and bench/drill.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { have, ROOT } from '../helpers.ts';
+
+/** The container CLI: the stock docker client (against podman's API) where present. */
+export const CONTAINER_CLI = have('docker') ? 'docker' : 'podman';
+
+/** Runs scripts/containers/setup.sh; the environment to call podman/docker with, or why it failed. */
+export function setUpContainers(): { env: NodeJS.ProcessEnv } | { error: string } {
+  const r = spawnSync('bash', [join(ROOT, 'scripts', 'containers', 'setup.sh')], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) return { error: `container setup failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` };
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const m of readFileSync(r.stdout.trim(), 'utf8').matchAll(/^export (\w+)="(.*)"$/gm)) env[m[1] as string] = m[2];
+  return { env };
+}
+
+export function tearDownContainers(env: NodeJS.ProcessEnv): void {
+  spawnSync('bash', [join(ROOT, 'scripts', 'containers', 'teardown.sh')], { env, timeout: 120_000 });
+}
+
+/** `start_server -- docker run --net=host IMAGE baton serve APP --reuse-port ...` (the seed's run). */
+export function seedCommand(env: NodeJS.ProcessEnv, app: string, port: number, extra: string[] = []): string[] {
+  return [
+    '--',
+    CONTAINER_CLI,
+    'run',
+    '--rm',
+    '--net=host',
+    env.IMAGE as string,
+    'serve',
+    app,
+    '--reuse-port',
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    '--max-workers=2',
+    '--handover-timeout=5',
+    ...extra,
+  ];
+}
