@@ -59,6 +59,8 @@ interface Worker {
   onListening?: () => void;
   onFailedStart?: (why: string) => void;
   retireTimer?: NodeJS.Timeout;
+  /** It reported listening at least once (state may have moved on to stopping). */
+  listened: boolean;
 }
 
 const log = (line: string) => process.stderr.write(`baton serve: ${line}\n`);
@@ -177,7 +179,7 @@ export class Master {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...this.fds],
       env: { ...process.env, BATON_SERVE_WORKER: JSON.stringify(config) },
     });
-    const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now() };
+    const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };
     this.workers.add(w);
     child.on('message', (m: WorkerMessage) => this.onMessage(w, m));
     child.on('exit', (code, signal) => this.onExit(w, code, signal));
@@ -207,6 +209,7 @@ export class Master {
 
   private onMessage(w: Worker, m: WorkerMessage): void {
     if (m?.type === 'listening') {
+      w.listened = true;
       w.state = w.state === 'starting' ? 'listening' : w.state;
       w.onListening?.();
     } else if (m?.type === 'recycle' && w.state === 'listening' && !this.stopping && w.set === this.currentSet) {
@@ -227,7 +230,8 @@ export class Master {
   private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     this.workers.delete(w);
     const how = describeExit(code, signal);
-    if (w.state === 'starting') {
+    if (!w.listened) {
+      // also when it was told to stop while starting: whoever awaits its start must hear
       w.onFailedStart?.(`worker ${w.pid} ${how} before it was listening`);
     } else if (w.state === 'listening' && !this.stopping && w.set === this.currentSet) {
       const lived = Date.now() - w.startedAt;

@@ -26,6 +26,8 @@ function send(message: WorkerMessage): void {
 async function stop(why: string): Promise<void> {
   if (stopping) return;
   stopping = true;
+  // Nothing accepted yet (still loading the app, or it never finishes): nothing to drain.
+  if (!servers.some((s) => s.server.listening)) process.exit(0);
   if (listening) await drainAndExit(why);
 }
 

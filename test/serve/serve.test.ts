@@ -235,3 +235,16 @@ test('bad input: clear one-line errors', async (t) => {
   assert.match(b.stderr(), /must export a request listener/);
   assert.match(b.stderr(), /could not start: worker \d+ exited with code 1 before it was listening/);
 });
+
+test('TERM while the app is still loading (or never finishes): workers exit at once, the master exits 0', async (t) => {
+  const port = await freePort();
+  const s = run(t, BATON, ['serve', join(ROOT, 'bench', 'apps', 'chaos-app.ts'), `--port=${port}`, '--host=127.0.0.1', '--max-workers=2'], {
+    env: { BATON_CHAOS: 'never-ready' },
+  });
+  await waitFor('master up', () => /on 127\.0\.0\.1:\d+/.test(s.stderr()));
+  await sleep(500);
+  const t0 = Date.now();
+  s.child.kill('SIGTERM');
+  assert.deepEqual(await s.exited, { code: 0, signal: null });
+  assert.ok(Date.now() - t0 < 3000, `stopped in ${Date.now() - t0} ms, not at the KILL deadline`);
+});

@@ -1,0 +1,188 @@
+// bench/chaos: faults under continuous load (drill client, keep-alive, 20
+// connections) against baton serve under start_server --ready-notify. For
+// each fault: requests, failures by kind, whether the old generation kept
+// serving, zombies and the supervisor's fd count. Not a test; ~2 minutes.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LoadClient } from '../src/drill/client.ts';
+import { freePort } from '../src/net/free-port.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const START_SERVER = join(ROOT, 'src', 'cli', 'start_server.ts');
+const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
+const APP = join(import.meta.dirname, 'apps', 'chaos-app.ts');
+
+function children(ppid: number): Array<{ pid: number; state: string }> {
+  const out: Array<{ pid: number; state: string }> = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === ppid) out.push({ pid: Number(name), state: f[0] as string });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+const fds = (pid: number) => {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return Number.NaN;
+  }
+};
+
+interface Ctx {
+  sup: ChildProcess;
+  envdir: string;
+  status: string;
+  log: () => string;
+}
+
+const setChaos = (ctx: Ctx, mode: string | undefined) => {
+  const f = join(ctx.envdir, 'BATON_CHAOS');
+  if (mode) writeFileSync(f, mode);
+  else rmSync(f, { force: true });
+};
+const generations = (ctx: Ctx) => readFileSync(ctx.status, 'utf8').trim().split('\n');
+const master = (ctx: Ctx) => Number((generations(ctx).at(-1) ?? '').split(':')[1]);
+
+const scenarios: Array<[string, (ctx: Ctx) => Promise<void>]> = [
+  [
+    'kill -9 one serve worker',
+    async (ctx) => {
+      const worker = children(master(ctx))[0];
+      if (worker) process.kill(worker.pid, 'SIGKILL');
+      await sleep(2000);
+    },
+  ],
+  [
+    'kill -9 the new generation during its start',
+    async (ctx) => {
+      const before = new Set(children(ctx.sup.pid as number).map((c) => c.pid));
+      ctx.sup.kill('SIGHUP');
+      await sleep(150);
+      for (const c of children(ctx.sup.pid as number)) if (!before.has(c.pid)) process.kill(c.pid, 'SIGKILL');
+      await sleep(3000);
+    },
+  ],
+  [
+    'a new generation that never becomes ready (--ready-timeout=3)',
+    async (ctx) => {
+      setChaos(ctx, 'never-ready');
+      ctx.sup.kill('SIGHUP');
+      await sleep(4500);
+      setChaos(ctx, undefined);
+      await sleep(5000);
+    },
+  ],
+  [
+    'a new generation that exits 0 at once',
+    async (ctx) => {
+      setChaos(ctx, 'exit0');
+      ctx.sup.kill('SIGHUP');
+      await sleep(2500);
+      setChaos(ctx, undefined);
+      await sleep(2500);
+    },
+  ],
+  [
+    'deploy storm: 10 HUPs in 1 s',
+    async (ctx) => {
+      for (let i = 0; i < 10; i++) {
+        ctx.sup.kill('SIGHUP');
+        await sleep(100);
+      }
+      await sleep(6000);
+    },
+  ],
+];
+
+const port = await freePort();
+const dir = mkdtempSync(join(tmpdir(), 'baton-chaos-'));
+const envdir = join(dir, 'env');
+mkdirSync(envdir);
+const status = join(dir, 'status');
+let log = '';
+const sup = spawn(
+  process.execPath,
+  [
+    START_SERVER,
+    `--port=127.0.0.1:${port}`,
+    '--ready-notify',
+    '--ready-timeout=3',
+    '--kill-timeout=35',
+    `--envdir=${envdir}`,
+    `--status-file=${status}`,
+    '--',
+    process.execPath,
+    BATON,
+    'serve',
+    APP,
+    '--max-workers=2',
+  ],
+  { stdio: ['ignore', 'ignore', 'pipe'] },
+);
+sup.stderr?.on('data', (d) => {
+  log += d;
+});
+const ctx: Ctx = { sup, envdir, status, log: () => log };
+for (let i = 0; i < 100; i++) {
+  if ((await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.ok) break;
+  await sleep(100);
+}
+const fdStart = fds(sup.pid as number);
+const rows: string[] = [];
+for (const [name, fault] of scenarios) {
+  process.stderr.write(`${name}...\n`);
+  const client = new LoadClient(
+    { url: `http://127.0.0.1:${port}/`, connections: 20, keepAlive: true, method: 'GET', bodyBytes: 0, timeoutMs: 5000, expectStatus: 200 },
+    performance.now(),
+  );
+  client.start();
+  await sleep(1000);
+  await fault(ctx);
+  process.stderr.write('  fault done, stopping load\n');
+  const s = await client.stop();
+  process.stderr.write('  load stopped\n');
+  const kinds = s.failures.reduce<Record<string, number>>((acc, f) => {
+    acc[f.outcome] = (acc[f.outcome] ?? 0) + 1;
+    return acc;
+  }, {});
+  const serving = (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.ok === true;
+  const zombies = children(sup.pid as number).filter((c) => c.state === 'Z').length;
+  rows.push(
+    `| ${name} | ${s.count.toLocaleString('en-US')} | **${s.failures.length}**${
+      s.failures.length
+        ? ` (${Object.entries(kinds)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')})`
+        : ''
+    } | ${serving ? 'yes' : 'NO'} | ${zombies} | ${fds(sup.pid as number) - fdStart} |`,
+  );
+}
+if (sup.exitCode === null && sup.signalCode === null) {
+  const exited = new Promise((r) => sup.once('close', r));
+  sup.kill('SIGTERM');
+  await exited;
+} else {
+  rows.push(`| (start_server itself exited: ${sup.exitCode ?? sup.signalCode}) | | | | | |`);
+  process.stderr.write(log.slice(-3000));
+}
+rmSync(dir, { recursive: true, force: true });
+process.stdout.write(
+  [
+    `bench/chaos: baton serve (2 workers) under start_server --ready-notify, drill client keep-alive c=20; ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    '| fault | requests | failed | serving after | zombies | supervisor fd change |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n'),
+);
