@@ -9,26 +9,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LoadClient } from '../src/drill/client.ts';
 import { freePort } from '../src/net/free-port.ts';
+import { childProcesses } from '../test/helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const START_SERVER = join(ROOT, 'src', 'cli', 'start_server.ts');
 const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
 const APP = join(import.meta.dirname, 'apps', 'chaos-app.ts');
-
-function children(ppid: number): Array<{ pid: number; state: string }> {
-  const out: Array<{ pid: number; state: string }> = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === ppid) out.push({ pid: Number(name), state: f[0] as string });
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 const fds = (pid: number) => {
   try {
@@ -57,7 +43,7 @@ const scenarios: Array<[string, (ctx: Ctx) => Promise<void>]> = [
   [
     'kill -9 one serve worker',
     async (ctx) => {
-      const worker = children(master(ctx))[0];
+      const worker = childProcesses(master(ctx))[0];
       if (worker) process.kill(worker.pid, 'SIGKILL');
       await sleep(2000);
     },
@@ -65,10 +51,10 @@ const scenarios: Array<[string, (ctx: Ctx) => Promise<void>]> = [
   [
     'kill -9 the new generation during its start',
     async (ctx) => {
-      const before = new Set(children(ctx.sup.pid as number).map((c) => c.pid));
+      const before = new Set(childProcesses(ctx.sup.pid as number).map((c) => c.pid));
       ctx.sup.kill('SIGHUP');
       await sleep(150);
-      for (const c of children(ctx.sup.pid as number)) if (!before.has(c.pid)) process.kill(c.pid, 'SIGKILL');
+      for (const c of childProcesses(ctx.sup.pid as number)) if (!before.has(c.pid)) process.kill(c.pid, 'SIGKILL');
       await sleep(3000);
     },
   ],
@@ -156,7 +142,7 @@ for (const [name, fault] of scenarios) {
     return acc;
   }, {});
   const serving = (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.ok === true;
-  const zombies = children(sup.pid as number).filter((c) => c.state === 'Z').length;
+  const zombies = childProcesses(sup.pid as number).filter((c) => c.state === 'Z').length;
   rows.push(
     `| ${name} | ${s.count.toLocaleString('en-US')} | **${s.failures.length}**${
       s.failures.length

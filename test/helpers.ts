@@ -1,6 +1,6 @@
 // Helpers for tests that run real processes on real sockets.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,4 +121,20 @@ export function starletCommand(body: string): string[] {
     '-e',
     `sub { [200, ["Content-Type" => "text/plain"], ["${body}"]] }`,
   ];
+}
+
+/** The live children of `ppid` with their state letter ('Z' for a zombie), from /proc. */
+export function childProcesses(ppid: number): Array<{ pid: number; state: string }> {
+  const out: Array<{ pid: number; state: string }> = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === ppid) out.push({ pid: Number(name), state: f[0] as string });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }

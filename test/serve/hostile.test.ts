@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BATON, freePort, ROOT, run, waitFor } from '../helpers.ts';
+import { BATON, childProcesses, freePort, ROOT, run, waitFor } from '../helpers.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 
@@ -127,27 +127,12 @@ test('an idle or trickling client cannot hold a graceful shutdown past --gracefu
 test('kill -9 of the master: its workers notice and exit instead of lingering', async (t) => {
   const { s } = await server(t);
   const workers: number[] = await waitFor('worker pids', () => {
-    const out = childrenOf(s.child.pid as number);
+    const out = childProcesses(s.child.pid as number).map((c) => c.pid);
     return out.length > 0 ? out : undefined;
   }).then((w) => w ?? []);
   s.child.kill('SIGKILL');
   await waitFor('workers gone', () => workers.every((pid) => !isAlive(pid)), 10_000);
 });
-
-function childrenOf(ppid: number): number[] {
-  const { readdirSync, readFileSync } = process.getBuiltinModule('node:fs');
-  const kids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) kids.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return kids;
-}
 
 function isAlive(pid: number): boolean {
   try {

@@ -8,24 +8,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseServerStarterPort, ServerStarterPortError } from '../../src/net/server-starter-port.ts';
-import { ECHO_WORKER, exchange, freePort, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
+import { childProcesses, ECHO_WORKER, exchange, freePort, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
 const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
-
-function childStates(ppid: number): string[] {
-  const states: string[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === ppid) states.push(f[0] as string);
-    } catch {
-      // gone
-    }
-  }
-  return states;
-}
 
 test('100 deploys: the supervisor holds as many fds as after 1, and no zombie is left', { timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
@@ -44,11 +29,13 @@ test('100 deploys: the supervisor holds as many fds as after 1, and no zombie is
   assert.match(await exchange(port), /^101:\d+\n$/);
   assert.equal(fdCount(pid), after1, 'fd count after 100 deploys equals the count after 1');
   assert.deepEqual(
-    childStates(pid).filter((st) => st === 'Z'),
+    childProcesses(pid)
+      .map((c) => c.state)
+      .filter((st) => st === 'Z'),
     [],
     'no zombie children',
   );
-  assert.equal(childStates(pid).length, 1, 'exactly one live worker');
+  assert.equal(childProcesses(pid).map((c) => c.state).length, 1, 'exactly one live worker');
   s.child.kill('SIGTERM');
   assert.equal((await s.exited).code, 0);
 });
@@ -66,7 +53,9 @@ test('a deploy storm (10 HUPs in one second) ends with one generation serving', 
   await waitFor('one generation, 11', () => /^11:\d+\n$/.test(readFileSync(status, 'utf8')), 30_000);
   assert.match(await exchange(port), /^11:/);
   assert.deepEqual(
-    childStates(s.child.pid as number).filter((st) => st === 'Z'),
+    childProcesses(s.child.pid as number)
+      .map((c) => c.state)
+      .filter((st) => st === 'Z'),
     [],
   );
   s.child.kill('SIGTERM');
