@@ -82,12 +82,7 @@ export const native: Addon = load(root);
 
 /** Socket option constants from <asm-generic/socket.h> (x86_64, arm64). */
 export const SOL_SOCKET = 1;
-export const SO_REUSEADDR = 2;
 export const SO_TYPE = 3;
 export const SO_REUSEPORT = 15;
-export const SO_ACCEPTCONN = 30;
 export const SO_INCOMING_CPU = 49;
 export const SOCK_STREAM = 1;
-export const SOCK_DGRAM = 2;
-export const IPPROTO_IPV6 = 41;
-export const IPV6_V6ONLY = 26;

@@ -98,7 +98,7 @@ export function openReuseport(host: string, port: number, family: 4 | 6, backlog
 }
 
 /** Stops new connections from being steered to these listeners. */
-export function steerAway(member: ReuseportGroupMember): void {
+function steerAway(member: ReuseportGroupMember): void {
   if (member.handover !== 'steer') return;
   for (const fd of member.fds) native.setsockoptInt(fd, SOL_SOCKET, SO_INCOMING_CPU, -1);
 }
@@ -144,7 +144,7 @@ export function listenerInodes(host: string, port: number, family: 4 | 6): Set<s
  * that are neither ours nor older than us, as many as we have (a steering
  * instance is only complete once it listens on every CPU). False at the timeout.
  */
-export async function waitForSuccessor(member: ReuseportGroupMember, timeoutMs: number): Promise<boolean> {
+async function waitForSuccessor(member: ReuseportGroupMember, timeoutMs: number): Promise<boolean> {
   const ours = new Set(member.fds.map((fd) => String(fstatSync(fd).ino)));
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -159,7 +159,7 @@ export async function waitForSuccessor(member: ReuseportGroupMember, timeoutMs: 
 }
 
 /** Waits until every listener's accept queue has stayed empty for `quietMs`. */
-export async function waitQueuesEmpty(member: ReuseportGroupMember, quietMs: number, timeoutMs: number): Promise<boolean> {
+async function waitQueuesEmpty(member: ReuseportGroupMember, quietMs: number, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   let emptySince: number | undefined;
   for (;;) {
