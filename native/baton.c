@@ -134,6 +134,7 @@ static int set_fd_flags(int fd, int cloexec, int nonblock) {
  * opts: { family: 4|6|1 (AF_UNIX), type: "stream"|"dgram", host, port, path,
  *         backlog (listen when >= 0 on stream sockets), reuseAddr, reusePort,
  *         v6only, cloexec, nonblock, passCred, umask (for unix paths) }
+ * A unix path starting with "@" is in the abstract namespace.
  */
 static napi_value open_socket(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -167,6 +168,11 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     addr.un.sun_family = AF_UNIX;
     strcpy(addr.un.sun_path, path);
     alen = sizeof addr.un;
+    if (path[0] == '@') {
+      /* abstract namespace: no file, gone with its last fd, per netns */
+      addr.un.sun_path[0] = '\0';
+      alen = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+    }
     free(path);
   } else {
     char *host = opt_str(env, o, "host");

@@ -11,6 +11,7 @@ export interface OpenSocketOptions {
   type?: 'stream' | 'dgram';
   host?: string;
   port?: number;
+  /** AF_UNIX path; "@name" is an abstract address (per network namespace, no file). */
   path?: string;
   /** listen(2) with this backlog (stream sockets); omit to leave unlistened. */
   backlog?: number;

@@ -2,6 +2,7 @@
 // reuseport cBPF steering, fd passing with SCM_RIGHTS, datagrams with
 // credentials.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,4 +106,13 @@ test('datagrams to a SO_PASSCRED socket carry the sender credentials (sd_notify)
   const m = native.recvMsg(fd);
   assert.deepEqual([m?.data, m?.pid, m?.uid], ['READY=1', process.pid, process.getuid?.()]);
   native.closeFd(fd);
+});
+
+test('an "@name" unix address is abstract: held by one socket at a time, free again once closed, no file', () => {
+  const name = `@baton-test-${process.pid}`;
+  const a = native.openSocket({ family: 1, type: 'dgram', path: name });
+  assert.throws(() => native.openSocket({ family: 1, type: 'dgram', path: name }), { code: 'EADDRINUSE' });
+  assert.equal(existsSync(name), false);
+  native.closeFd(a);
+  native.closeFd(native.openSocket({ family: 1, type: 'dgram', path: name }));
 });
