@@ -1,5 +1,5 @@
 // `baton doctor`: what this machine offers for zero-loss port handover, and
-// which mechanism `baton serve --reuse-port` will use.
+// which mechanism `baton serve --reuse-port` and `baton reuseport-exec` use.
 import { readFileSync } from 'node:fs';
 import { chooseHandover, kernelSupportsSteering, migrateReqEnabled, possibleCpus } from './reuseport.ts';
 
@@ -24,6 +24,7 @@ export function doctorReport(): { lines: string[]; ok: boolean } {
     `net.ipv4.tcp_migrate_req: ${migrate ? '1: the kernel migrates a closing listener\'s queue ("migrate")' : '0'}`,
     `SO_INCOMING_CPU steering within a reuseport group: ${steering ? 'supported (Linux >= 6.2)' : 'NOT supported (needs Linux >= 6.2)'}`,
     `baton serve --reuse-port will hand over by: ${mode}`,
+    `baton reuseport-exec will hand over by: ${chooseHandover('auto', 'cbpf')} (one socket for the command)`,
   ];
   if (!migrate) {
     lines.push(

@@ -10,13 +10,26 @@
 //   fallback if no one else is there. It then accepts until its queues stay
 //   empty and only then closes. Holds with overlapping generations, unlike a
 //   constant cBPF "newest index" program (shared/notes/zero-loss.md).
-// Either way, a leaving instance first waits (bounded) until another
-// listener holds the same address and port, so the port is never left empty.
+// - "cbpf": one listener per instance, for servers that accept on a single
+//   socket (baton reuseport-exec). A classic-BPF program picks the member by
+//   index, and indexes are only known while the group holds at most two
+//   members: the live one at 0 and a newcomer appended at 1. So an instance
+//   joins only once the group is down to one member (bounded wait, one
+//   joiner at a time), attaches "return 0" (traffic stays on the live one),
+//   and a leaving instance
+//   attaches "return 1" (everything to its successor), empties its queue and
+//   leaves. When it is alone, index 1 is out of range and the kernel falls
+//   back to its hash, i.e. to the only member.
+// Every way, a leaving instance first waits (bounded) until another
+// listener holds the same address and port, so the port is never left empty,
+// and then leaves the group with shutdown(SHUT_RD): the queue is empty by
+// then, or (migrate) the kernel moves what is left to the successor.
 import { fstatSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ExitCodeError } from '../errors.ts';
 import { native, SO_INCOMING_CPU, SOL_SOCKET } from './native.ts';
 
-export type Handover = 'migrate' | 'steer' | 'none';
+export type Handover = 'migrate' | 'steer' | 'cbpf' | 'none';
 
 /** After steering away: long enough for handshakes already under way to land. */
 const STEER_DRAIN_MS = 200;
@@ -52,10 +65,17 @@ export function kernelSupportsSteering(release = readFileSync('/proc/sys/kernel/
   return major > 6 || (major === 6 && minor >= 2);
 }
 
-export function chooseHandover(wanted: 'auto' | Handover): Handover {
+/** auto: the kernel's migration when on, else `fallback` (steer for per-CPU listeners, cbpf for one). */
+export function chooseHandover(wanted: 'auto' | Handover, fallback: 'steer' | 'cbpf' = 'steer'): Handover {
   if (wanted !== 'auto') return wanted;
   if (migrateReqEnabled()) return 'migrate';
-  return 'steer';
+  return fallback;
+}
+
+/** A classic-BPF reuseport program that always picks the member at `index`. */
+function pickIndex(index: number): [number, number, number, number][] {
+  const BPF_RET_K = 0x06;
+  return [[BPF_RET_K, 0, 0, index]];
 }
 
 export interface ReuseportGroupMember {
@@ -82,6 +102,11 @@ export function openReuseport(host: string, port: number, family: 4 | 6, backlog
       const fd = native.openSocket({ family, host, port: actualPort, backlog, reusePort: true, cloexec: true });
       fds.push(fd);
       actualPort = native.localAddress(fd).port as number;
+      if (handover === 'cbpf') {
+        // Joined at index 1 (or alone at 0): the live member keeps the traffic.
+        native.attachReuseportCbpf(fd, pickIndex(0));
+        continue;
+      }
       // A program left on the group by someone else would override the CPU marks.
       try {
         native.detachReuseportBpf(fd);
@@ -97,10 +122,72 @@ export function openReuseport(host: string, port: number, family: 4 | 6, backlog
   return { fds, host, port: actualPort, family, handover, older };
 }
 
-/** Stops new connections from being steered to these listeners. */
+export class JoinError extends ExitCodeError {}
+
+/**
+ * The join lock of a cbpf group: an abstract UNIX socket named for the
+ * address. Abstract names live per network namespace, like the group itself
+ * (containers with --net=host share the host's), and vanish with their
+ * holder, so a crashed joiner never leaves it stuck.
+ */
+function tryJoinLock(host: string, port: number): number | undefined {
+  try {
+    return native.openSocket({ family: 1, type: 'dgram', path: `@baton-reuseport-join/${host}/${port}`, cloexec: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * cbpf only: holding the join lock, waits until at most one listener holds
+ * the address and port, then joins at index 1 (or 0 when alone). Other
+ * mechanisms open at once.
+ */
+export async function joinReuseport(
+  host: string,
+  port: number,
+  family: 4 | 6,
+  backlog: number,
+  handover: Handover,
+  timeoutMs: number,
+): Promise<ReuseportGroupMember> {
+  if (handover !== 'cbpf' || port === 0) return openReuseport(host, port, family, backlog, handover);
+  const end = Date.now() + timeoutMs;
+  let lock: number | undefined;
+  try {
+    for (;;) {
+      lock ??= tryJoinLock(host, port);
+      const members = listenerInodes(host, port, family).size;
+      if (lock !== undefined && members <= 1) return openReuseport(host, port, family, backlog, handover);
+      if (Date.now() >= end) {
+        throw new JoinError(
+          lock === undefined
+            ? `another instance has been joining ${host}:${port} for ${timeoutMs / 1000} s; --handover=cbpf lets one instance join at a time`
+            : `${host}:${port} still has ${members} listeners after ${timeoutMs / 1000} s; --handover=cbpf joins only once one member is left (an instance that never leaves, or the per-CPU listeners of baton serve --reuse-port, keep it out: use one --handover everywhere, or migrate)`,
+          'EBUSY',
+          16,
+        );
+      }
+      await sleep(20);
+    }
+  } finally {
+    if (lock !== undefined) native.closeFd(lock);
+  }
+}
+
+/** Stops new connections from reaching these listeners. */
 function steerAway(member: ReuseportGroupMember): void {
-  if (member.handover !== 'steer') return;
-  for (const fd of member.fds) native.setsockoptInt(fd, SOL_SOCKET, SO_INCOMING_CPU, -1);
+  if (member.handover === 'steer') {
+    for (const fd of member.fds) native.setsockoptInt(fd, SOL_SOCKET, SO_INCOMING_CPU, -1);
+  }
+}
+
+/** cbpf: once a successor has joined (at index 1), send it everything. */
+function steerToSuccessor(member: ReuseportGroupMember): void {
+  if (member.handover === 'cbpf') {
+    for (const fd of member.fds) native.attachReuseportCbpf(fd, pickIndex(1));
+  }
 }
 
 function hexAddress(host: string, family: 4 | 6): string {
@@ -175,13 +262,16 @@ async function waitQueuesEmpty(member: ReuseportGroupMember, quietMs: number, ti
 
 /**
  * The whole handover of a stopping instance: out of selection, wait for a
- * newer listener (bounded), let the accept queues empty. Resolves to false
- * when no successor came in time (the caller stops anyway).
+ * newer listener (bounded), let the accept queues empty, leave the group.
+ * `beforeLeave` runs just before leaving (reuseport-exec signals its command
+ * there, so the command is not woken by a failing accept first). Resolves to
+ * false when no successor came in time (the caller stops anyway).
  */
 export async function handOverPort(
   member: ReuseportGroupMember,
   successorTimeoutMs: number,
   warn: (line: string) => void,
+  beforeLeave?: () => void,
 ): Promise<boolean> {
   if (member.handover === 'none') return true;
   steerAway(member);
@@ -191,12 +281,14 @@ export async function handOverPort(
     );
     return false;
   }
-  if (member.handover === 'steer') {
+  steerToSuccessor(member);
+  if (member.handover !== 'migrate') {
     await sleep(STEER_DRAIN_MS);
     if (!(await waitQueuesEmpty(member, QUEUE_QUIET_MS, QUEUE_DRAIN_TIMEOUT_MS)))
       warn('accept queues did not empty in time; stopping anyway');
-    leaveGroup(member);
   }
+  beforeLeave?.();
+  leaveGroup(member);
   return true;
 }
 
