@@ -13,6 +13,8 @@ Commands:
   serve app.js [options]                   prefork HTTP server for a Node app (baton serve --help)
   status --status-file=F [--pid-file=P]    show the running generations
   drill [options] -- cmd...                hot-deploy cmd repeatedly under load and report every failure
+  reuseport-exec --port=N -- cmd...        run any server on a SO_REUSEPORT socket and hand the
+                                           port over with nothing lost when it stops (--help)
   doctor                                   which zero-loss port handover this machine supports
   help                                     this text
 `;
@@ -56,6 +58,10 @@ async function main(argv: string[]): Promise<number> {
       const { lines, ok } = doctorReport();
       writeSync(1, `${lines.join('\n')}\n`);
       return ok ? 0 : 1;
+    }
+    case 'reuseport-exec': {
+      const { reuseportExecMain } = await import('../reuseport_exec/main.ts');
+      return reuseportExecMain(rest);
     }
     case 'drill': {
       const { drillMain } = await import('../drill/main.ts');

@@ -1,0 +1,240 @@
+// `baton reuseport-exec --port=P -- cmd…`: the zero-loss SO_REUSEPORT
+// handover of `baton serve --reuse-port`, on behalf of a server that is not
+// Node (Starlet, gunicorn, anything that takes an inherited socket).
+//
+// Invariants:
+// - The command gets exactly one listening socket, at fd 3, announced as
+//   SERVER_STARTER_PORT and (given /bin/sh) as LISTEN_FDS=1 with LISTEN_PID
+//   = its own pid.
+// - We keep our copy of that socket for the command's whole life, so the
+//   socket leaves the port's group when we say so, never earlier.
+// - On TERM/INT/QUIT the command keeps accepting until a newer listener
+//   holds the port and our accept queue has emptied (net/reuseport.ts); only
+//   then does it get the signal, and we leave the group at once.
+// - Every other signal is passed on as is. We reap every child (we may be a
+//   container's PID 1) and exit with the command's status (128+n for signal n).
+// - Nothing is written to stdout; it belongs to the command.
+import { accessSync, constants, writeSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { ExitCodeError } from '../errors.ts';
+import { native } from '../net/native.ts';
+import { chooseHandover, type Handover, handOverPort, joinReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
+import { systemBacklog } from '../serve/listen.ts';
+import { getopt } from '../start_server/getopt.ts';
+import { Inbox } from '../start_server/inbox.ts';
+import { resolveProgram, SpawnError, spawnProcess } from '../start_server/spawn.ts';
+
+export const REUSEPORT_EXEC_USAGE = `Usage: baton reuseport-exec --port=N [options] -- <command>
+
+Binds a SO_REUSEPORT listener (sharing the port with other instances, e.g.
+containers run with --net=host), runs the command with it as fd 3
+(SERVER_STARTER_PORT and LISTEN_FDS/LISTEN_PID), and on TERM/INT/QUIT hands
+the port over before passing the signal on, so nothing queued is lost.
+
+  --host=ADDR                  (default 0.0.0.0)
+  --port=N                     (required)
+  --backlog=N                  (default: net.core.somaxconn)
+  --handover=MODE              auto (default: migrate if net.ipv4.tcp_migrate_req=1,
+                               else cbpf), cbpf, migrate, or none (plain close)
+  --handover-timeout=SECS      on stop, wait this long for another instance to
+                               listen before leaving the port; with cbpf, also
+                               the longest wait to join the port (default 30)
+
+Exit status: the command's (128+N if killed by signal N); 1 bad options;
+16 the port's group never came down to one member (cbpf); 127 command not
+found; an errno (e.g. 98 EADDRINUSE) when the socket cannot be opened.
+`;
+
+const NAME = 'baton reuseport-exec';
+const STOP = new Set(['TERM', 'INT', 'QUIT']);
+const PASSED_ON = ['HUP', 'USR1', 'USR2', 'WINCH', 'TTIN', 'TTOU', 'ALRM', 'PWR'];
+/**
+ * Sets LISTEN_PID to the command's own pid (exec keeps the shell's), which
+ * posix_spawn cannot do. Images without a shell get SERVER_STARTER_PORT only.
+ */
+const LISTEN_PID_SHIM = ['/bin/sh', '-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', NAME];
+
+function hasShell(): boolean {
+  try {
+    accessSync('/bin/sh', constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function log(line: string): void {
+  writeSync(2, `${NAME}: ${line}\n`);
+}
+
+interface Options {
+  host: string;
+  port: number;
+  /** The SERVER_STARTER_PORT key: the address as given, like start_server --port. */
+  key: string;
+  backlog: number;
+  handover: Handover;
+  handoverTimeoutMs: number;
+  command: string[];
+}
+
+function parse(argv: string[]): Options {
+  const {
+    values: v,
+    rest,
+    errors,
+  } = getopt(argv, [
+    { name: 'host', kind: 'string' },
+    { name: 'port', kind: 'integer' },
+    { name: 'backlog', kind: 'integer' },
+    { name: 'handover', kind: 'string' },
+    { name: 'handover-timeout', kind: 'string' },
+  ]);
+  if (errors.length) throw new Error(errors[0]);
+  const port = v.port as number | undefined;
+  if (port === undefined) throw new Error('--port is required');
+  if (port < 1 || port > 65535) throw new Error(`--port must be 1..65535 (got ${port})`);
+  const host = (v.host as string | undefined) ?? '0.0.0.0';
+  if (!isIP(host)) throw new Error(`--host must be a numeric address (got ${host})`);
+  const h = (v.handover as string | undefined) ?? 'auto';
+  if (!['auto', 'cbpf', 'migrate', 'none'].includes(h)) throw new Error(`--handover must be auto, cbpf, migrate or none (got ${h})`);
+  const timeout = Number(v['handover-timeout'] ?? 30);
+  if (!Number.isFinite(timeout) || timeout < 0)
+    throw new Error(`--handover-timeout must be a number of seconds, 0 or more (got ${v['handover-timeout']})`);
+  const backlog = (v.backlog as number | undefined) ?? systemBacklog();
+  if (backlog < 1) throw new Error(`--backlog must be 1 or more (got ${backlog})`);
+  if (rest.length === 0) throw new Error('give the command to run after --');
+  return {
+    host,
+    port,
+    key: v.host === undefined ? String(port) : `${host.includes(':') ? `[${host}]` : host}:${port}`,
+    backlog,
+    handover: chooseHandover(h as 'auto', 'cbpf'),
+    handoverTimeoutMs: timeout * 1000,
+    command: rest,
+  };
+}
+
+/** A raw wait status as an exit code, the shell's way. */
+function exitCode(status: number): number {
+  const signal = status & 0x7f;
+  return signal === 0 ? (status >> 8) & 0xff : 128 + signal;
+}
+
+async function join(o: Options): Promise<ReuseportGroupMember> {
+  try {
+    return await joinReuseport(o.host, o.port, isIP(o.host) === 6 ? 6 : 4, o.backlog, o.handover, o.handoverTimeoutMs);
+  } catch (e) {
+    if (e instanceof ExitCodeError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    const hint = err.code === 'EADDRINUSE' ? ' (a listener without SO_REUSEPORT holds it, or one run by another user)' : '';
+    throw new ExitCodeError(
+      `cannot listen on ${o.host}:${o.port}: ${err.message}${hint}`,
+      err.code ?? 'EUNKNOWN',
+      Math.abs(err.errno ?? 0) || 1,
+    );
+  }
+}
+
+function notifyReady(): void {
+  const path = process.env.NOTIFY_SOCKET;
+  if (!path) return;
+  try {
+    native.sendDatagram(path, `READY=1\nMAINPID=${process.pid}`);
+  } catch (e) {
+    log(`could not notify ${path}: ${(e as Error).message}`);
+  }
+}
+
+export async function reuseportExecMain(argv: string[]): Promise<number> {
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    writeSync(1, REUSEPORT_EXEC_USAGE);
+    return 0;
+  }
+  // Queue signals from the start: a default-action TERM while we join would
+  // drop the socket with whatever is queued on it.
+  const inbox = new Inbox();
+  inbox.listen([...STOP, ...PASSED_ON]);
+  try {
+    return await run(argv, inbox);
+  } catch (e) {
+    if (!(e instanceof ExitCodeError)) throw e;
+    log(e.message);
+    return e.exitCode;
+  } finally {
+    inbox.close();
+  }
+}
+
+async function run(argv: string[], inbox: Inbox): Promise<number> {
+  let o: Options;
+  try {
+    o = parse(argv);
+  } catch (e) {
+    throw new ExitCodeError(`${(e as Error).message} (see baton reuseport-exec --help)`, 'EINVAL', 1);
+  }
+  const program = o.command[0] as string;
+  if (resolveProgram(program, process.env.PATH) === undefined) {
+    throw new ExitCodeError(`${program}: command not found in PATH`, 'ENOENT', 127);
+  }
+  const member = await join(o);
+  const fd = member.fds[0] as number;
+  const shell = hasShell();
+  if (!shell) log('no /bin/sh to set LISTEN_PID: the command gets SERVER_STARTER_PORT only');
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    SERVER_STARTER_PORT: `${o.key}=3`,
+    LISTEN_FDS: shell ? '1' : undefined,
+    LISTEN_FDNAMES: shell ? o.key : undefined,
+    LISTEN_PID: undefined,
+    // we announce readiness ourselves; the command's pid is not the one expected
+    NOTIFY_SOCKET: undefined,
+  };
+  let pid: number;
+  try {
+    pid = spawnProcess({ command: shell ? [...LISTEN_PID_SHIM, ...o.command] : o.command, env, fds: [[fd, 3]] });
+  } catch (e) {
+    if (e instanceof SpawnError) throw new ExitCodeError(e.message, e.code, 127);
+    throw e;
+  }
+  log(`${program} (pid ${pid}) on ${o.host}:${member.port} (SO_REUSEPORT, handover: ${member.handover})`);
+  notifyReady();
+
+  let stopping = false;
+  let signalled = false;
+  const pass = (sig: string) => {
+    try {
+      process.kill(pid, `SIG${sig}` as NodeJS.Signals);
+    } catch {
+      // exited meanwhile; its exit is on its way
+    }
+  };
+  for (;;) {
+    const exit = inbox.takeExit(pid);
+    if (exit) {
+      const code = exitCode(exit.status);
+      if (!stopping) log(`${program} exited on its own (status ${code}); leaving ${o.host}:${member.port}`);
+      for (const f of member.fds) native.closeFd(f);
+      return code;
+    }
+    for (let sig = inbox.signals.shift(); sig !== undefined; sig = inbox.signals.shift()) {
+      if (!STOP.has(sig)) pass(sig);
+      else if (signalled) pass(sig);
+      else if (!stopping) {
+        stopping = true;
+        const stopSig = sig;
+        const signalCommand = () => {
+          if (signalled) return;
+          signalled = true;
+          pass(stopSig);
+        };
+        log(`received ${sig}: handing ${o.host}:${member.port} over (${member.handover}) before passing it on`);
+        void handOverPort(member, o.handoverTimeoutMs, log, signalCommand).then((ok) => {
+          if (ok) log(`handed ${o.host}:${member.port} over (${member.handover}); sent ${stopSig} to ${program}`);
+          signalCommand();
+        });
+      }
+    }
+    await inbox.next();
+  }
+}

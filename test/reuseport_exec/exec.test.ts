@@ -1,0 +1,224 @@
+// `baton reuseport-exec`: servers that are not Node (Starlet, a Python
+// http.server) on a SO_REUSEPORT socket, swapped by start_server with no
+// --port, the `docker run --net=host` case without the containers. The
+// container version is in test/containers.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { native } from '../../src/net/native.ts';
+import { BATON, freePort, have, ROOT, run, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
+import { ab, type LoadResult, wrk } from '../load.ts';
+
+const BUSY_PSGI = join(ROOT, 'test', 'fixtures', 'busy-app.psgi');
+const LISTEN_FDS_SERVER = join(ROOT, 'test', 'fixtures', 'listen-fds-server.py');
+const SWAPS = 10;
+const noStarlet = have('plackup') ? false : 'missing plackup (Debian: starlet, libplack-perl)';
+
+function starletBehind(port: number, extra: string[]): string[] {
+  return [
+    BATON,
+    'reuseport-exec',
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    ...extra,
+    '--',
+    'plackup',
+    '-s',
+    'Starlet',
+    '--max-workers=2',
+    '-E',
+    'deployment',
+    BUSY_PSGI,
+  ];
+}
+
+/** start_server swapping reuseport-exec'd Starlet generations every `everyMs` under load. */
+async function swapUnderLoad(
+  t: Parameters<typeof run>[0],
+  opts: { handover: string; client: 'ab' | 'wrk'; everyMs: number; readyNotify?: boolean },
+): Promise<{ result: LoadResult; log: string }> {
+  const port = await freePort();
+  const s = run(t, START_SERVER, [
+    ...(opts.readyNotify ? ['--ready-notify'] : []),
+    '--',
+    process.execPath,
+    ...starletBehind(port, [`--handover=${opts.handover}`, '--handover-timeout=5']),
+  ]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
+  // runs until every old generation has handed over (a storm queues HUPs), then stopped
+  const load = opts.client === 'ab' ? ab(url, 120, 20) : wrk(url, 120, 50);
+  await sleep(1000);
+  for (let i = 0; i < SWAPS; i++) {
+    s.child.kill('SIGHUP');
+    await sleep(opts.everyMs);
+  }
+  await waitFor('every old generation handed over', () => handovers(s.stderr(), opts.handover) >= SWAPS, 60_000);
+  await sleep(1000);
+  load.stop();
+  const result = await load.result;
+  s.child.kill('SIGTERM');
+  await s.exited;
+  return { result, log: s.stderr() };
+}
+
+function handovers(log: string, how: string): number {
+  return (log.match(new RegExp(`handed 127\\.0\\.0\\.1:\\d+ over \\(${how}\\)`, 'g')) ?? []).length;
+}
+
+for (const client of ['ab', 'wrk'] as const) {
+  test(`Starlet behind reuseport-exec, ${SWAPS} swaps under ${client}, handover by cBPF: 0 failed`, {
+    skip: noStarlet || (have(client) ? false : `missing ${client}`),
+    timeout: 90_000,
+  }, async (t) => {
+    const { result, log } = await swapUnderLoad(t, { handover: 'cbpf', client, everyMs: 1200 });
+    t.diagnostic(
+      `${client}: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${handovers(log, 'cbpf')} handovers`,
+    );
+    assert.ok(handovers(log, 'cbpf') >= SWAPS, log.slice(-3000));
+    assert.ok(result.requests > 1000, result.output);
+    assert.equal(result.failures, 0, `${result.detail}\n${log.slice(-3000)}`);
+  });
+}
+
+test('control: the same Starlet swaps with --handover=none reset queued connections', {
+  skip: noStarlet || (have('ab') ? false : 'missing ab'),
+  timeout: 90_000,
+}, async (t) => {
+  const { result } = await swapUnderLoad(t, { handover: 'none', client: 'ab', everyMs: 1200 });
+  t.diagnostic(`control ab: ${result.requests} requests, ${result.failures} failed (${result.detail})`);
+  assert.ok(result.failures > 0, `a plain close must lose queued connections: ${result.detail}`);
+});
+
+test(`overlapping generations: ${SWAPS} HUPs 0.3 s apart (start_server --ready-notify), cBPF joins one at a time: 0 failed`, {
+  skip: noStarlet || (have('ab') ? false : 'missing ab'),
+  timeout: 150_000,
+}, async (t) => {
+  const { result, log } = await swapUnderLoad(t, { handover: 'cbpf', client: 'ab', everyMs: 300, readyNotify: true });
+  t.diagnostic(`storm ab: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${handovers(log, 'cbpf')} handovers`);
+  assert.ok(handovers(log, 'cbpf') >= SWAPS, log.slice(-3000));
+  assert.equal(result.failures, 0, `${result.detail}\n${log.slice(-3000)}`);
+});
+
+test('with net.ipv4.tcp_migrate_req=1 (a private network namespace) auto picks migrate: 10 swaps under the drill client, 0 failed or hung', {
+  skip: noStarlet || (process.getuid?.() === 0 && have('unshare') ? false : 'needs root and unshare for a private network namespace'),
+  timeout: 120_000,
+}, async (t) => {
+  const dir = tempDir(t);
+  const port = 8080; // a fresh namespace: nothing else listens there
+  const script = [
+    'set -e',
+    'ip link set lo up 2>/dev/null || ifconfig lo up',
+    'sysctl -qw net.ipv4.tcp_migrate_req=1',
+    `"$NODE" ${START_SERVER} --pid-file=${dir}/pid -- "$NODE" ${starletBehind(port, ['--handover-timeout=5']).join(' ')} 2>${dir}/log &`,
+    `for i in $(seq 100); do [ -s ${dir}/pid ] && "$NODE" -e "fetch('http://127.0.0.1:${port}/').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" && break; sleep 0.2; done`,
+    `"$NODE" ${BATON} drill --url=http://127.0.0.1:${port}/ --deploy="kill -HUP \\$(cat ${dir}/pid)" --deploys=${SWAPS} --every=1.2 --no-keepalive --json=${dir}/report.json && rc=0 || rc=$?`,
+    `kill -TERM $(cat ${dir}/pid); wait; exit $rc`,
+  ].join('\n');
+  const d = runCommand(t, 'unshare', ['--net', 'sh', '-c', script], { env: { ...process.env, NODE: process.execPath } });
+  const { code } = await d.exited;
+  const log = readFileSync(join(dir, 'log'), 'utf8');
+  const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+  t.diagnostic(`migrate: ${report.requests} requests, outcomes ${JSON.stringify(report.outcomes)}`);
+  assert.match(log, /handover: migrate/);
+  assert.ok(handovers(log, 'migrate') >= SWAPS, log.slice(-3000));
+  assert.equal(code, 0, `${JSON.stringify(report.failures)}\n${log.slice(-3000)}`);
+});
+
+test('the command gets fd 3 as SERVER_STARTER_PORT and as LISTEN_FDS with its own LISTEN_PID; its exit status is ours', {
+  skip: have('python3') ? false : 'missing python3',
+}, async (t) => {
+  const port = await freePort();
+  const r = run(
+    t,
+    BATON,
+    ['reuseport-exec', '--host=127.0.0.1', `--port=${port}`, '--handover-timeout=0.5', '--', 'python3', LISTEN_FDS_SERVER],
+    {
+      env: { NOTIFY_SOCKET: '/nonexistent/notify' },
+    },
+  );
+  const url = `http://127.0.0.1:${port}/`;
+  const res = await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok && fetch(url), 15_000);
+  assert.equal(
+    await (res as Response).text(),
+    `SERVER_STARTER_PORT=127.0.0.1:${port}=3 LISTEN_FDNAMES=127.0.0.1:${port} NOTIFY_SOCKET=None\n`,
+  );
+  assert.equal(r.stdout(), '', 'nothing of ours on stdout');
+  assert.match(r.stderr(), /could not notify \/nonexistent\/notify/);
+  r.child.kill('SIGTERM');
+  const { code } = await r.exited;
+  assert.equal(code, 0, r.stderr());
+  assert.match(r.stderr(), /no other listener took 127\.0\.0\.1:\d+ within 0\.5 s; stopping anyway/);
+
+  const crash = run(t, BATON, ['reuseport-exec', `--port=${await freePort()}`, '--', 'sh', '-c', 'exit 7']);
+  assert.equal((await crash.exited).code, 7);
+  assert.match(crash.stderr(), /sh exited on its own \(status 7\)/);
+});
+
+test('a stopping instance passes TERM on only once another listener holds the port', {
+  skip: have('python3') ? false : 'missing python3',
+  timeout: 30_000,
+}, async (t) => {
+  const port = await freePort();
+  const args = ['reuseport-exec', '--host=127.0.0.1', `--port=${port}`, '--handover-timeout=10', '--', 'python3', LISTEN_FDS_SERVER];
+  const url = `http://127.0.0.1:${port}/`;
+  const first = run(t, BATON, args);
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 15_000);
+  first.child.kill('SIGTERM');
+  await sleep(700);
+  assert.equal(first.child.exitCode, null, 'waiting for a successor');
+  assert.equal((await fetch(url)).status, 200, 'the command still serves');
+  const second = run(t, BATON, args);
+  assert.equal((await first.exited).code, 0);
+  assert.match(first.stderr(), /handed 127\.0\.0\.1:\d+ over \(cbpf\); sent TERM to python3/);
+  assert.equal((await fetch(url)).status, 200);
+  second.child.kill('SIGKILL');
+});
+
+test('bad input: one line, a documented exit status, nothing started', async (t) => {
+  const cases: Array<[string[], number, RegExp]> = [
+    [['--', 'true'], 1, /--port is required \(see baton reuseport-exec --help\)/],
+    [['--port=70000', '--', 'true'], 1, /--port must be 1\.\.65535/],
+    [['--port=8080', '--host=localhost', '--', 'true'], 1, /--host must be a numeric address/],
+    [['--port=8080', '--handover=steer', '--', 'true'], 1, /--handover must be auto, cbpf, migrate or none/],
+    [['--port=8080'], 1, /give the command to run after --/],
+    [['--port=8080', '--', 'no-such-command-baton'], 127, /no-such-command-baton: command not found in PATH/],
+  ];
+  for (const [args, code, message] of cases) {
+    const r = run(t, BATON, ['reuseport-exec', ...args]);
+    const exit = await r.exited;
+    assert.equal(exit.code, code, `${args.join(' ')}: ${r.stderr()}`);
+    assert.match(r.stderr(), message);
+    assert.equal(r.stderr().trim().split('\n').length, 1, r.stderr());
+  }
+
+  const port = await freePort();
+  const plain = native.openSocket({ family: 4, host: '127.0.0.1', port, backlog: 8 });
+  t.after(() => native.closeFd(plain));
+  const inUse = run(t, BATON, ['reuseport-exec', '--host=127.0.0.1', `--port=${port}`, '--', 'true']);
+  assert.equal((await inUse.exited).code, 98);
+  assert.match(
+    inUse.stderr(),
+    /cannot listen on 127\.0\.0\.1:\d+: bind: Address already in use \(a listener without SO_REUSEPORT holds it/,
+  );
+
+  // two members already (e.g. the per-CPU listeners of baton serve --reuse-port): cbpf cannot know its index
+  const busy = await freePort();
+  const members = [0, 1].map(() => native.openSocket({ family: 4, host: '127.0.0.1', port: busy, backlog: 8, reusePort: true }));
+  t.after(() => {
+    for (const fd of members) native.closeFd(fd);
+  });
+  const crowded = run(t, BATON, [
+    'reuseport-exec',
+    '--host=127.0.0.1',
+    `--port=${busy}`,
+    '--handover=cbpf',
+    '--handover-timeout=1',
+    '--',
+    'true',
+  ]);
+  assert.equal((await crowded.exited).code, 16);
+  assert.match(crowded.stderr(), /127\.0\.0\.1:\d+ still has 2 listeners after 1 s; --handover=cbpf joins only once one member is left/);
+});
