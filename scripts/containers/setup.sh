@@ -81,6 +81,7 @@ printf '{"name":"app","version":"1.0.0","private":true,"type":"module"}\n' >"$ro
 (cd "$rootfs/app" && npm install --silent --no-audit --no-fund --ignore-scripts --omit=dev "$pack_dir/$tarball" >/dev/null)
 cp "$root/test/fixtures/container-app.js" "$rootfs/app/app.js"
 cp "$root/test/fixtures/container-busy-app.js" "$rootfs/app/busy-app.js"
+cp "$root/test/fixtures/container-plain-server.js" "$rootfs/app/plain-server.js"
 
 tar -C "$rootfs" -cf - . | podman import -q \
   --change 'WORKDIR /app' \

@@ -2,6 +2,8 @@
 // driven through the stock docker CLI against podman's Docker API):
 // - the seed: start_server swapping `docker run --net=host IMAGE baton serve
 //   --reuse-port ...` generations under ab and wrk: 0 failed;
+// - the same for a server that knows nothing of baton, behind `baton
+//   reuseport-exec` in a minimal image (no /bin/sh);
 // - the control: the same swaps with --handover=none must fail requests;
 // - --handoff between containers without host networking (--network=none,
 //   a shared volume): the listening socket moves from container to container.
@@ -15,7 +17,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, ROOT, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 import { ab, type LoadResult, wrk } from '../load.ts';
-import { CONTAINER_CLI, seedCommand, setUpContainers, tearDownContainers } from './podman.ts';
+import { CONTAINER_CLI, hostNetCommand, seedCommand, setUpContainers, tearDownContainers } from './podman.ts';
 
 const SWAPS = 10;
 let env: NodeJS.ProcessEnv = { ...process.env };
@@ -43,9 +45,17 @@ async function seedRun(
   client: 'ab' | 'wrk',
 ): Promise<{ result: LoadResult; log: string }> {
   const port = await freePort();
-  const s = runCommand(t, process.execPath, [START_SERVER, ...seedCommand(env, '/app/busy-app.js', port, [`--handover=${handover}`])], {
-    env,
-  });
+  return swapUnderLoad(t, port, seedCommand(env, '/app/busy-app.js', port, [`--handover=${handover}`]), client);
+}
+
+/** start_server with `command`, HUPed SWAPS times about 1 s apart under load. */
+async function swapUnderLoad(
+  t: Parameters<typeof runCommand>[0],
+  port: number,
+  command: string[],
+  client: 'ab' | 'wrk',
+): Promise<{ result: LoadResult; log: string }> {
+  const s = runCommand(t, process.execPath, [START_SERVER, ...command], { env });
   const url = `http://127.0.0.1:${port}/`;
   await waitFor('first container serving', async () => (await fetch(url).catch(() => undefined))?.ok, 30_000);
   const load = client === 'ab' ? ab(url, SWAPS * 1.1 + 4, 20, 100_000) : wrk(url, Math.ceil(SWAPS * 1.1) + 4, 50);
@@ -76,6 +86,25 @@ for (const client of ['ab', 'wrk'] as const) {
     assert.equal(result.failures, 0, `${result.detail}\n${log.slice(-2000)}`);
   });
 }
+
+test(`start_server -- ${cli} run --net=host IMAGE baton reuseport-exec -- <a server that knows nothing of baton>: ${SWAPS} deploys under ab, 0 failed`, {
+  timeout: 180_000,
+}, async (t) => {
+  if (unavailable) return t.skip(unavailable);
+  const port = await freePort();
+  const exec = ['reuseport-exec', '--host=127.0.0.1', `--port=${port}`, '--handover-timeout=5', '--', 'node', '/app/plain-server.js'];
+  const { result, log } = await swapUnderLoad(t, port, hostNetCommand(env, exec), 'ab');
+  const deploys = (log.match(/new worker is now running/g) ?? []).length;
+  const handed = (log.match(/handed 127\.0\.0\.1:\d+ over \(cbpf\); sent TERM to node/g) ?? []).length;
+  t.diagnostic(
+    `reuseport-exec ab: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${deploys} deploys, ${handed} handovers`,
+  );
+  assert.equal(deploys, SWAPS, log.slice(-3000));
+  assert.ok(handed >= SWAPS - 1, log.slice(-3000));
+  assert.match(log, /no \/bin\/sh to set LISTEN_PID: the command gets SERVER_STARTER_PORT only/);
+  assert.ok(result.requests > 1000, result.output);
+  assert.equal(result.failures, 0, `${result.detail}\n${log.slice(-2000)}`);
+});
 
 test('control: the same container swaps with --handover=none fail requests', { timeout: 180_000 }, async (t) => {
   if (unavailable) return t.skip(unavailable);

@@ -20,15 +20,14 @@ export function tearDownContainers(env: NodeJS.ProcessEnv): void {
   spawnSync('bash', [join(ROOT, 'scripts', 'containers', 'teardown.sh')], { env, timeout: 120_000 });
 }
 
+/** start_server's command line for `docker run --rm --net=host IMAGE <args>` generations. */
+export function hostNetCommand(env: NodeJS.ProcessEnv, args: string[]): string[] {
+  return ['--', CONTAINER_CLI, 'run', '--rm', '--net=host', env.IMAGE as string, ...args];
+}
+
 /** `start_server -- docker run --net=host IMAGE baton serve APP --reuse-port ...` (the seed's run). */
 export function seedCommand(env: NodeJS.ProcessEnv, app: string, port: number, extra: string[] = []): string[] {
-  return [
-    '--',
-    CONTAINER_CLI,
-    'run',
-    '--rm',
-    '--net=host',
-    env.IMAGE as string,
+  return hostNetCommand(env, [
     'serve',
     app,
     '--reuse-port',
@@ -37,5 +36,5 @@ export function seedCommand(env: NodeJS.ProcessEnv, app: string, port: number, e
     '--max-workers=2',
     '--handover-timeout=5',
     ...extra,
-  ];
+  ]);
 }
