@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -780,6 +781,16 @@ static napi_value tcp_listen_queue(napi_env env, napi_callback_info info) {
   return make_i32(env, (int32_t)ti.tcpi_unacked);
 }
 
+/* unreadBytes(fd) -> bytes received on a connected socket and not yet read */
+static napi_value unread_bytes(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "unreadBytes(fd)");
+  int n = 0;
+  if (ioctl(fd, FIONREAD, &n) < 0) return throw_errno(env, "ioctl(FIONREAD)", errno);
+  return make_i32(env, n);
+}
+
 #define EXPORT(name, fn)                                                       \
   do {                                                                         \
     napi_value f;                                                              \
@@ -810,6 +821,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("acceptConn", accept_conn);
   EXPORT("shutdownFd", shutdown_fd);
   EXPORT("peerCred", peer_cred);
+  EXPORT("unreadBytes", unread_bytes);
   return exports;
 }
 

@@ -72,6 +72,8 @@ interface Addon {
   /** accept4 (CLOEXEC); null when nothing waits on a non-blocking listener. */
   acceptConn(fd: number): number | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** Bytes the kernel holds for this connection that the process has not read yet (FIONREAD). */
+  unreadBytes(fd: number): number;
   shutdownFd(fd: number, how?: 'rd' | 'wr' | 'rdwr'): void;
 }
 

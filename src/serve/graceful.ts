@@ -7,14 +7,20 @@
 //   have its next request on the wire;
 // - every response not yet started carries `Connection: close`, so Node ends
 //   the connection right after it;
-// - a connection is closed by us only when it has no request in flight and
-//   has been idle for `idleMs` (default 1 s);
+// - a connection is closed by us only when it has no request in flight, has
+//   been idle for `idleMs` (default 1 s), and no byte of a next request has
+//   arrived: neither read by Node (a 'request' not yet emitted) nor waiting
+//   in the kernel (a busy event loop runs our timer before it reads them).
+//   Closing with unread bytes would make the kernel answer with a reset;
+//   what remains is the microseconds between that check and close(2), the
+//   race HTTP/1.1 leaves to clients (RFC 9112 §9.3.1);
 // - shutdown resolves when no connection is left, or at `timeoutMs`, when the
 //   remaining connections are destroyed.
 // Never http.Server#close() here: it also closes idle keep-alive connections
 // (one lost request per connection under a busy client).
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import { native } from '../net/native.ts';
 import { handOverPort } from '../net/reuseport.ts';
 import { reuseportBinding } from './listen.ts';
 
@@ -52,6 +58,8 @@ interface ConnState {
   /** The one not yet started when shutdown() began, if any, to mark `close`. */
   current: ServerResponse | undefined;
   lastActive: number;
+  /** socket.bytesRead when the connection last became idle. */
+  readAtIdle: number;
 }
 
 const SWEEP_MS = 20;
@@ -71,6 +79,20 @@ function onResponseClose(this: ServerResponse): void {
   state.inFlight--;
   if (state.current === this) state.current = undefined;
   state.lastActive = Date.now();
+  state.readAtIdle = this.req.socket.bytesRead;
+}
+
+/** No request in flight or begun, none waiting in the kernel, for idleMs. */
+function isIdle(socket: TrackedSocket, state: ConnState, now: number, idleMs: number): boolean {
+  if (state.inFlight > 0 || now - state.lastActive < idleMs || socket.bytesRead !== state.readAtIdle) return false;
+  // net.Socket keeps its fd on the (undocumented) libuv handle
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (fd === undefined || fd < 0) return true;
+  try {
+    return native.unreadBytes(fd) === 0;
+  } catch {
+    return true;
+  }
 }
 
 export function graceful(server: HttpServer, options: GracefulOptions = {}): Graceful {
@@ -82,7 +104,7 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
 
   // Prepended: the app's own listeners may send a whole response synchronously.
   server.prependListener('connection', (socket: TrackedSocket) => {
-    socket[STATE] = { inFlight: 0, current: undefined, lastActive: Date.now() };
+    socket[STATE] = { inFlight: 0, current: undefined, lastActive: Date.now(), readAtIdle: 0 };
     conns.add(socket);
     socket.once('close', () => conns.delete(socket));
   });
@@ -113,7 +135,7 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
             const now = Date.now();
             for (const socket of conns) {
               const state = socket[STATE] as ConnState;
-              if (state.inFlight === 0 && now - state.lastActive >= idleMs) socket.destroy();
+              if (isIdle(socket, state, now, idleMs)) socket.destroy();
             }
             if (conns.size === 0 || now >= deadline) {
               clearInterval(sweep);
