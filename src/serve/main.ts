@@ -1,5 +1,5 @@
 // `baton serve app.js [options]`: the prefork HTTP server.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { HandoffError, type TakenOver, takeOver } from '../net/handoff.ts';
@@ -57,6 +57,28 @@ function seconds(v: string | undefined, name: string, dflt: number): number {
 }
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP'] as const;
+/** Below this many open files per process, a busy worker runs out (one fd per connection). */
+const LOW_NOFILE = 4096;
+
+/**
+ * Node raises its soft open-files limit to the hard one at start-up, so the
+ * hard limit is what a worker gets. Out of fds, libuv accepts and drops
+ * connections: say so before it happens.
+ */
+function warnLowOpenFilesLimit(log: (m: string) => void): void {
+  let limits = '';
+  try {
+    limits = readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return;
+  }
+  const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1]);
+  if (soft < LOW_NOFILE) {
+    log(
+      `the open-files limit is ${soft}, one per connection: raise it (ulimit -n in the start script, systemd LimitNOFILE=, docker run --ulimit nofile=65536:65536)`,
+    );
+  }
+}
 
 export async function serveMain(argv: string[]): Promise<number> {
   // From the very start: a supervisor may signal us while we still bind and
@@ -134,6 +156,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   } catch (e) {
     return fail((e as Error).message);
   }
+  warnLowOpenFilesLimit((m) => process.stderr.write(`baton serve: ${m}\n`));
   let sockets: AcquiredSockets;
   const handoffPath = v.handoff as string | undefined;
   const allowUid = v['handoff-uid'] as number | undefined;

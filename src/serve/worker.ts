@@ -31,6 +31,21 @@ async function stop(why: string): Promise<void> {
   if (listening) await drainAndExit(why);
 }
 
+let acceptErrors = 0;
+let acceptWarnedAt = 0;
+
+/** At most one line per 10 s: a worker out of fds would otherwise flood the log. */
+function warnAccept(err: NodeJS.ErrnoException): void {
+  acceptErrors++;
+  const now = Date.now();
+  if (now - acceptWarnedAt < 10_000) return;
+  acceptWarnedAt = now;
+  const hint = err.code === 'EMFILE' || err.code === 'ENFILE' ? ' (out of file descriptors: raise the open-files limit)' : '';
+  process.stderr.write(
+    `baton serve: worker ${process.pid}: accept failed: ${err.code}${hint}; ${acceptErrors} so far, connections dropped\n`,
+  );
+}
+
 async function drainAndExit(why: string): Promise<void> {
   const results = await Promise.all(servers.map((s) => s.drain.shutdown()));
   if (results.includes('timeout')) {
@@ -58,13 +73,13 @@ for (const fd of config.fds) {
     connectionsCheckingInterval: Math.min(1000, Math.max(100, config.timeoutMs / 4)),
   });
   const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs, manualTracking: true });
-  // After a reuse-port handover the master shuts the listener down (so it
-  // leaves the port's group at once); accept then fails. Close our handle
-  // right away: libuv retries a failed accept in a loop until it is closed.
-  // Connections already open keep being served until we are told to stop.
+  // Accept failures are not fatal: EMFILE (out of fds; libuv drops the
+  // connection it could not take) passes, and after a reuse-port handover
+  // the master shuts the listener down and stops us right after. Keep
+  // serving the connections we have; never crash or drain over it.
   server.on('error', (err: NodeJS.ErrnoException) => {
     if (err.syscall !== 'accept') throw err;
-    void drain.shutdown();
+    warnAccept(err);
   });
   const limit = config.maxRequests;
   // One listener for the hot path: tracking, the request limit, then the app.
