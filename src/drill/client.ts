@@ -3,8 +3,14 @@
 // within the timeout is a failure ("timeout", i.e. hung), not silently lost.
 // POST bodies are random and the server must echo their sha256, so a body
 // cut short or mixed up is caught.
+// Closed loop by default (each connection sends its next request when the
+// last one ends, or `thinkMs` later, holding idle keep-alive connections the
+// way browsers do); with `rate`, open loop: requests start on schedule however
+// slow the answers are, so a stall shows up as latency and in-flight
+// requests instead of as fewer requests sent.
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const OUTCOMES = ['ok', 'bad-status', 'refused', 'reset', 'timeout', 'body-mismatch'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
@@ -18,7 +24,14 @@ export interface LoadOptions {
   bodyBytes: number;
   timeoutMs: number;
   expectStatus: number;
+  /** Open loop: start this many requests per second (0: closed loop over `connections`). */
+  rate?: number;
+  /** Closed loop: each connection waits this long after a response before its next request. */
+  thinkMs?: number;
 }
+
+/** Open loop: at most this many requests in flight; a start beyond it counts as a timeout. */
+const MAX_IN_FLIGHT = 10_000;
 
 export interface Failure {
   at: number;
@@ -67,6 +80,8 @@ export class LoadClient {
   readonly samples = new Samples();
   private running = false;
   private readonly loops: Promise<void>[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private pacer: NodeJS.Timeout | undefined;
   private readonly agent: Agent;
   private readonly t0: number;
   private readonly body: Buffer | undefined;
@@ -76,7 +91,13 @@ export class LoadClient {
   constructor(opts: LoadOptions, t0: number) {
     this.opts = opts;
     this.t0 = t0;
-    this.agent = new Agent({ keepAlive: opts.keepAlive, maxSockets: opts.connections });
+    // open loop: no socket limit, or the agent would queue requests (a closed loop again)
+    // and keep every idle connection open (the default keeps 256)
+    this.agent = new Agent({
+      keepAlive: opts.keepAlive,
+      maxSockets: opts.rate ? Number.POSITIVE_INFINITY : opts.connections,
+      maxFreeSockets: opts.connections,
+    });
     if (opts.method === 'POST') {
       this.body = randomBytes(opts.bodyBytes);
       this.bodyHash = `${createHash('sha256').update(this.body).digest('hex')}\n`;
@@ -85,19 +106,46 @@ export class LoadClient {
 
   start(): void {
     this.running = true;
-    for (let i = 0; i < this.opts.connections; i++) this.loops.push(this.loop());
+    if (this.opts.rate) this.pace(this.opts.rate);
+    else for (let i = 0; i < this.opts.connections; i++) this.loops.push(this.loop());
   }
 
   /** Stops starting requests and waits for the ones in flight to end. */
   async stop(): Promise<Samples> {
     this.running = false;
-    await Promise.all(this.loops);
+    clearTimeout(this.pacer);
+    await Promise.all([...this.loops, ...this.inFlight]);
     this.agent.destroy();
     return this.samples;
   }
 
+  private pace(rate: number): void {
+    const begin = performance.now();
+    let started = 0;
+    const tick = () => {
+      if (!this.running) return;
+      const due = Math.floor(((performance.now() - begin) / 1000) * rate);
+      for (; started < due; started++) {
+        if (this.inFlight.size >= MAX_IN_FLIGHT) {
+          this.samples.add(performance.now() - this.t0, 0, 'timeout', `not sent: ${MAX_IN_FLIGHT} requests still unanswered`);
+          continue;
+        }
+        const p = this.once().then(() => {
+          this.inFlight.delete(p);
+        });
+        this.inFlight.add(p);
+      }
+      this.pacer = setTimeout(tick, 1);
+    };
+    tick();
+  }
+
   private async loop(): Promise<void> {
-    while (this.running) await this.once();
+    const think = this.opts.thinkMs ?? 0;
+    while (this.running) {
+      await this.once();
+      if (think > 0 && this.running) await sleep(think);
+    }
   }
 
   private once(): Promise<void> {

@@ -13,6 +13,10 @@ const USAGE = `Usage: baton drill [options] -- <server command>
   --every=SECS         seconds between deploys (default 1)
   --connections=N      concurrent client connections (default 20)
   --no-keepalive       one request per connection (default: keep-alive)
+  --think=MS           each connection pauses MS between a response and its next
+                       request (many mostly idle keep-alive connections, like browsers)
+  --rate=N             open loop: start N requests per second however slow the
+                       answers (default: closed loop over --connections)
   --method=GET|POST    POST sends random bodies the server must echo as sha256
   --body-bytes=N       POST body size (default 1024)
   --timeout=SECS       a request with no response by then is "timeout" (default 5)
@@ -33,6 +37,8 @@ export async function drillMain(argv: string[]): Promise<number> {
     { name: 'every', kind: 'string' },
     { name: 'connections', kind: 'integer' },
     { name: 'no-keepalive', kind: 'flag' },
+    { name: 'rate', kind: 'integer' },
+    { name: 'think', kind: 'integer' },
     { name: 'method', kind: 'string' },
     { name: 'body-bytes', kind: 'integer' },
     { name: 'timeout', kind: 'string' },
@@ -55,7 +61,8 @@ export async function drillMain(argv: string[]): Promise<number> {
   }
   if (errors.length) return usage(errors[0] as string);
   const url = v.url as string | undefined;
-  if (url && !v.deploy) return usage('--url needs --deploy (the command that hot-deploys that server)');
+  if (url && !v.deploy && v.deploys !== 0)
+    return usage('--url needs --deploy (the command that hot-deploys that server), or --deploys=0 for load alone');
   if (!url && rest.length === 0) return usage('give a server command after --, or --url with --deploy');
   const every = Number(v.every ?? 1);
   const timeout = Number(v.timeout ?? 5);
@@ -68,8 +75,12 @@ export async function drillMain(argv: string[]): Promise<number> {
   const connections = (v.connections as number | undefined) ?? 20;
   if (connections < 1) return usage('--connections must be at least 1');
   const keepAlive = !v['no-keepalive'];
+  const rate = (v.rate as number | undefined) ?? 0;
+  if (rate < 0) return usage('--rate must be 0 or more requests per second');
+  const think = (v.think as number | undefined) ?? 0;
+  if (think < 0) return usage('--think must be 0 or more milliseconds');
   const { report } = await runDrill({
-    label: `${keepAlive ? 'keep-alive' : 'no keep-alive'} ${method}, ${connections} connections`,
+    label: `${keepAlive ? 'keep-alive' : 'no keep-alive'} ${method}, ${rate ? `${rate} req/s open loop` : `${connections} connections${think ? `, ${think} ms think time` : ''}`}`,
     command: url ? undefined : rest,
     url,
     deployCommand: v.deploy as string | undefined,
@@ -86,6 +97,8 @@ export async function drillMain(argv: string[]): Promise<number> {
       bodyBytes: (v['body-bytes'] as number | undefined) ?? 1024,
       timeoutMs: timeout * 1000,
       expectStatus: (v['expect-status'] as number | undefined) ?? 200,
+      rate,
+      thinkMs: think,
     },
     // One self-updating line on a terminal, one line per second otherwise.
     progress: (line) => writeSync(2, process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`),

@@ -1,6 +1,7 @@
 // baton drill against real servers: a correct one gets a clean report; broken
 // ones get each failure counted under the right outcome.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
@@ -76,10 +77,44 @@ test('--url with --deploy drills a server it did not start', async (t) => {
   await s.exited;
 });
 
+test('--rate is an open loop (requests start on schedule), --think paces each connection', async (t) => {
+  const dir = tempDir(t);
+  const report = (name: string) => JSON.parse(readFileSync(join(dir, name), 'utf8'));
+  const open = await drill(t, [
+    '--deploys=0',
+    '--duration=2',
+    '--rate=300',
+    '--no-keepalive',
+    `--json=${dir}/open.json`,
+    '--',
+    process.execPath,
+    HELLO,
+  ]);
+  assert.equal(open.code, 0, open.out + open.err);
+  assert.match(open.out, /no keep-alive GET, 300 req\/s open loop/);
+  const started = report('open.json').requests;
+  assert.ok(started >= 540 && started <= 620, `300/s for 2 s started ${started}`);
+
+  const paced = await drill(t, [
+    '--deploys=0',
+    '--duration=2',
+    '--connections=4',
+    '--think=200',
+    `--json=${dir}/paced.json`,
+    '--',
+    process.execPath,
+    HELLO,
+  ]);
+  assert.equal(paced.code, 0, paced.out + paced.err);
+  const sent = report('paced.json').requests;
+  assert.ok(sent >= 8 && sent <= 4 * (2000 / 200 + 1), `4 connections pausing 200 ms for 2 s sent ${sent}`);
+});
+
 test('bad drill options: one-line errors, exit 1', async (t) => {
   for (const [args, message] of [
     [[], /give a server command after --/],
     [['--url=http://127.0.0.1:1/'], /--url needs --deploy/],
+    [['--rate=-1', '--', 'x'], /--rate must be 0 or more/],
     [['--every=0', '--', 'x'], /--every must be a positive number/],
     [['--method=PUT', '--', 'x'], /--method must be GET or POST/],
     [['--bogus', '--', 'x'], /Unknown option: bogus/],
