@@ -79,6 +79,21 @@ const scenarios: Array<[string, (ctx: Ctx) => Promise<void>]> = [
     },
   ],
   [
+    'an old generation that ignores TERM (its workers never exit; serve --graceful-timeout=2)',
+    async (ctx) => {
+      setChaos(ctx, 'ignore-term');
+      ctx.sup.kill('SIGHUP');
+      await sleep(2500);
+      setChaos(ctx, undefined);
+      const stuck = master(ctx);
+      ctx.sup.kill('SIGHUP');
+      const t0 = Date.now();
+      while (Date.now() - t0 < 30_000 && childProcesses(ctx.sup.pid as number).some((c) => c.pid === stuck)) await sleep(100);
+      process.stderr.write(`  the stuck generation was gone after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      await sleep(1000);
+    },
+  ],
+  [
     'deploy storm: 10 HUPs in 1 s',
     async (ctx) => {
       for (let i = 0; i < 10; i++) {
@@ -112,6 +127,7 @@ const sup = spawn(
     'serve',
     APP,
     '--max-workers=2',
+    '--graceful-timeout=2',
   ],
   { stdio: ['ignore', 'ignore', 'pipe'] },
 );
