@@ -5,7 +5,7 @@
 # the server as fd 3 (SERVER_STARTER_PORT, and LISTEN_FDS when the image has
 # /bin/sh), and on TERM hands the port over before passing TERM on.
 #
-#   start_server --ready-notify --pid-file=/run/myapp.pid -- ./run_docker_any.sh
+#   start_server --pid-file=/run/myapp.pid -- ./run_docker_any.sh
 #   kill -HUP "$(cat /run/myapp.pid)"
 #
 # The image needs Node >= 22.12 and `npm install baton` next to the server.
