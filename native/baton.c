@@ -7,6 +7,9 @@
 #include <node_api.h>
 
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -791,6 +794,72 @@ static napi_value unread_bytes(napi_env env, napi_callback_info info) {
   return make_i32(env, n);
 }
 
+/* tcpListeners(family 4|6, port) -> [{ inode, address }]: the listening TCP
+   sockets on `port` in this network namespace, from sock_diag. The kernel
+   walks only its listening hash, so this stays cheap when /proc/net/tcp
+   holds a hundred thousand TIME_WAIT lines. */
+static napi_value tcp_listeners(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t family, port;
+  if (argc < 2 || !get_i32(env, argv[0], &family) || !get_i32(env, argv[1], &port))
+    return throw_type(env, "tcpListeners(family, port)");
+  int af = family == 6 ? AF_INET6 : AF_INET;
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return throw_errno(env, "socket(NETLINK_SOCK_DIAG)", errno);
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 r;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = sizeof req;
+  req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.r.sdiag_family = af;
+  req.r.sdiag_protocol = IPPROTO_TCP;
+  req.r.idiag_states = 1 << TCP_LISTEN;
+  if (send(fd, &req, sizeof req, 0) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "send(sock_diag)", e);
+  }
+  napi_value out;
+  napi_create_array(env, &out);
+  uint32_t count = 0;
+  char buf[32768];
+  for (;;) {
+    ssize_t got = recv(fd, buf, sizeof buf, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, "recv(sock_diag)", e);
+    }
+    int len = (int)got;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        close(fd);
+        return out;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        int e = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+        close(fd);
+        return throw_errno(env, "sock_diag", e);
+      }
+      struct inet_diag_msg *m = NLMSG_DATA(h);
+      if (ntohs(m->id.idiag_sport) != port) continue;
+      char addr[INET6_ADDRSTRLEN] = "";
+      inet_ntop(m->idiag_family, m->id.idiag_src, addr, sizeof addr);
+      napi_value o, inode, a;
+      napi_create_object(env, &o);
+      napi_create_uint32(env, m->idiag_inode, &inode);
+      napi_create_string_utf8(env, addr, NAPI_AUTO_LENGTH, &a);
+      napi_set_named_property(env, o, "inode", inode);
+      napi_set_named_property(env, o, "address", a);
+      napi_set_element(env, out, count++, o);
+    }
+  }
+}
+
 #define EXPORT(name, fn)                                                       \
   do {                                                                         \
     napi_value f;                                                              \
@@ -821,6 +890,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("acceptConn", accept_conn);
   EXPORT("shutdownFd", shutdown_fd);
   EXPORT("peerCred", peer_cred);
+  EXPORT("tcpListeners", tcp_listeners);
   EXPORT("unreadBytes", unread_bytes);
   return exports;
 }

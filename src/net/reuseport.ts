@@ -142,7 +142,8 @@ function tryJoinLock(host: string, port: number): number | undefined {
 /**
  * cbpf only: holding the join lock, waits until at most one listener holds
  * the address and port, then joins at index 1 (or 0 when alone). Other
- * mechanisms open at once.
+ * mechanisms open at once. Undefined when `cancelled()` turns true first:
+ * an instance told to stop before it joined has nothing to hand over.
  */
 export async function joinReuseport(
   host: string,
@@ -151,12 +152,14 @@ export async function joinReuseport(
   backlog: number,
   handover: Handover,
   timeoutMs: number,
-): Promise<ReuseportGroupMember> {
+  cancelled: () => boolean = () => false,
+): Promise<ReuseportGroupMember | undefined> {
   if (handover !== 'cbpf' || port === 0) return openReuseport(host, port, family, backlog, handover);
   const end = Date.now() + timeoutMs;
   let lock: number | undefined;
   try {
     for (;;) {
+      if (cancelled()) return undefined;
       lock ??= tryJoinLock(host, port);
       const members = listenerInodes(host, port, family).size;
       if (lock !== undefined && members <= 1) return openReuseport(host, port, family, backlog, handover);
@@ -190,40 +193,15 @@ function steerToSuccessor(member: ReuseportGroupMember): void {
   }
 }
 
-function hexAddress(host: string, family: 4 | 6): string {
-  if (family === 4) {
-    return host
-      .split('.')
-      .map((o) => Number(o).toString(16).padStart(2, '0').toUpperCase())
-      .reverse()
-      .join('');
-  }
-  return ''; // IPv6 entries are matched by port and wildcard only
-}
-
-/** Inodes of the listening sockets on `port` (and `host`, or a wildcard), from /proc/net/tcp{,6}. */
+/** Inodes of the listening sockets on `port` at `host` or a wildcard address, in this network namespace. */
 export function listenerInodes(host: string, port: number, family: 4 | 6): Set<string> {
-  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
-  const want = hexAddress(host, family);
-  const wildcard = family === 4 ? '00000000' : '00000000000000000000000000000000';
-  const out = new Set<string>();
-  for (const file of family === 4 ? ['/proc/net/tcp'] : ['/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[3] !== '0A') continue;
-      const [addr, p] = (f[1] ?? '').split(':');
-      if (p !== portHex) continue;
-      if (family === 4 && addr !== want && addr !== wildcard) continue;
-      out.add(f[9] as string);
-    }
-  }
-  return out;
+  const wildcard = family === 4 ? '0.0.0.0' : '::';
+  return new Set(
+    native
+      .tcpListeners(family, port)
+      .filter((l) => l.address === host || l.address === wildcard)
+      .map((l) => String(l.inode)),
+  );
 }
 
 /**

@@ -2,12 +2,12 @@
 // reuseport cBPF steering, fd passing with SCM_RIGHTS, datagrams with
 // credentials.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
+import { existsSync, fstatSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native, SO_REUSEPORT, SOL_SOCKET } from '../../src/net/native.ts';
-import { tempDir } from '../helpers.ts';
+import { freePort, tempDir } from '../helpers.ts';
 
 test('errors carry the errno code, number and syscall', () => {
   const a = native.openSocket({ family: 4, host: '127.0.0.1', port: 0, backlog: 8 });
@@ -115,4 +115,19 @@ test('an "@name" unix address is abstract: held by one socket at a time, free ag
   assert.equal(existsSync(name), false);
   native.closeFd(a);
   native.closeFd(native.openSocket({ family: 1, type: 'dgram', path: name }));
+});
+
+test('tcpListeners (sock_diag) lists every listener on a port with its inode and address, and nothing else', async () => {
+  const port = await freePort();
+  const fds = [0, 1].map(() => native.openSocket({ family: 4, host: '127.0.0.1', port, backlog: 8, reusePort: true }));
+  const client = await new Promise<Socket>((resolve) => {
+    const c = createConnection(port, '127.0.0.1', () => resolve(c));
+  });
+  const listed = native.tcpListeners(4, port);
+  assert.deepEqual(listed.map((l) => l.inode).sort(), fds.map((fd) => fstatSync(fd).ino).sort(), 'both listeners, not the connection');
+  assert.ok(listed.every((l) => l.address === '127.0.0.1'));
+  assert.deepEqual(native.tcpListeners(6, port), []);
+  client.destroy();
+  for (const fd of fds) native.closeFd(fd);
+  assert.deepEqual(native.tcpListeners(4, port), []);
 });
