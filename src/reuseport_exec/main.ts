@@ -63,8 +63,9 @@ function hasShell(): boolean {
   }
 }
 
+/** Generations interleave in one log: each line says whose it is. */
 function log(line: string): void {
-  writeSync(2, `${NAME}: ${line}\n`);
+  writeSync(2, `${NAME}[${process.pid}]: ${line}\n`);
 }
 
 interface Options {
@@ -121,9 +122,9 @@ function exitCode(status: number): number {
   return signal === 0 ? (status >> 8) & 0xff : 128 + signal;
 }
 
-async function join(o: Options): Promise<ReuseportGroupMember> {
+async function join(o: Options, cancelled: () => boolean): Promise<ReuseportGroupMember | undefined> {
   try {
-    return await joinReuseport(o.host, o.port, isIP(o.host) === 6 ? 6 : 4, o.backlog, o.handover, o.handoverTimeoutMs);
+    return await joinReuseport(o.host, o.port, isIP(o.host) === 6 ? 6 : 4, o.backlog, o.handover, o.handoverTimeoutMs, cancelled);
   } catch (e) {
     if (e instanceof ExitCodeError) throw e;
     const err = e as NodeJS.ErrnoException;
@@ -177,7 +178,12 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
   if (resolveProgram(program, process.env.PATH) === undefined) {
     throw new ExitCodeError(`${program}: command not found in PATH`, 'ENOENT', 127);
   }
-  const member = await join(o);
+  const stopSignal = () => inbox.signals.find((sig) => STOP.has(sig));
+  const member = await join(o, () => stopSignal() !== undefined);
+  if (!member) {
+    log(`received ${stopSignal()} before joining ${o.host}:${o.port}: exiting without starting ${program}`);
+    return 0;
+  }
   const fd = member.fds[0] as number;
   const shell = hasShell();
   if (!shell) log('no /bin/sh to set LISTEN_PID: the command gets SERVER_STARTER_PORT only');

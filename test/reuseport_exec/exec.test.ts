@@ -55,7 +55,9 @@ async function swapUnderLoad(
     s.child.kill('SIGHUP');
     await sleep(opts.everyMs);
   }
-  await waitFor('every old generation handed over', () => handovers(s.stderr(), opts.handover) >= SWAPS, 60_000);
+  await waitFor('every old generation handed over', () => handovers(s.stderr(), opts.handover) >= SWAPS, 60_000).catch((e) => {
+    throw new Error(`${(e as Error).message}\n${s.stderr()}`);
+  });
   await sleep(1000);
   load.stop();
   const result = await load.result;
@@ -64,8 +66,10 @@ async function swapUnderLoad(
   return { result, log: s.stderr() };
 }
 
+/** Old generations done with the port: handed it over, or stopped before they had joined. */
 function handovers(log: string, how: string): number {
-  return (log.match(new RegExp(`handed 127\\.0\\.0\\.1:\\d+ over \\(${how}\\)`, 'g')) ?? []).length;
+  const handed = log.match(new RegExp(`handed 127\\.0\\.0\\.1:\\d+ over \\(${how}\\)`, 'g')) ?? [];
+  return handed.length + (log.match(/before joining 127\.0\.0\.1:\d+: exiting without starting/g) ?? []).length;
 }
 
 for (const client of ['ab', 'wrk'] as const) {
@@ -221,4 +225,27 @@ test('bad input: one line, a documented exit status, nothing started', async (t)
   ]);
   assert.equal((await crowded.exited).code, 16);
   assert.match(crowded.stderr(), /127\.0\.0\.1:\d+ still has 2 listeners after 1 s; --handover=cbpf joins only once one member is left/);
+});
+
+test('told to stop while still waiting to join (cbpf), it exits at once without starting the command', async (t) => {
+  const port = await freePort();
+  const members = [0, 1].map(() => native.openSocket({ family: 4, host: '127.0.0.1', port, backlog: 8, reusePort: true }));
+  t.after(() => {
+    for (const fd of members) native.closeFd(fd);
+  });
+  const r = run(t, BATON, [
+    'reuseport-exec',
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    '--handover=cbpf',
+    '--handover-timeout=30',
+    '--',
+    'true',
+  ]);
+  await sleep(800);
+  const t0 = Date.now();
+  r.child.kill('SIGTERM');
+  assert.equal((await r.exited).code, 0);
+  assert.ok(Date.now() - t0 < 2000, 'did not wait for the join timeout');
+  assert.match(r.stderr(), /received TERM before joining 127\.0\.0\.1:\d+: exiting without starting true/);
 });
