@@ -1,6 +1,6 @@
 // Zero-loss handover between independent SO_REUSEPORT instances of a port.
 // Each member of a reuseport group has its own accept queue, and closing a
-// listener resets every connection still queued on it. Two ways out:
+// listener resets every connection still queued on it. Three ways out:
 // - "migrate": with net.ipv4.tcp_migrate_req=1 the kernel moves a closing
 //   listener's queue to another member. One listener per instance suffices.
 // - "steer": each instance opens one listener per possible CPU, marked with
@@ -16,10 +16,10 @@
 //   members: the live one at 0 and a newcomer appended at 1. So an instance
 //   joins only once the group is down to one member (bounded wait, one
 //   joiner at a time), attaches "return 0" (traffic stays on the live one),
-//   and a leaving instance
-//   attaches "return 1" (everything to its successor), empties its queue and
-//   leaves. When it is alone, index 1 is out of range and the kernel falls
-//   back to its hash, i.e. to the only member.
+//   and a leaving instance attaches "return 1" (everything to its
+//   successor), empties its queue and leaves. When it is alone, index 1 is
+//   out of range and the kernel falls back to its hash, i.e. to the only
+//   member.
 // Every way, a leaving instance first waits (bounded) until another
 // listener holds the same address and port, so the port is never left empty,
 // and then leaves the group with shutdown(SHUT_RD): the queue is empty by

@@ -10,19 +10,21 @@
 //   socket leaves the port's group when we say so, never earlier.
 // - On TERM/INT/QUIT the command keeps accepting until a newer listener
 //   holds the port and our accept queue has emptied (net/reuseport.ts); only
-//   then does it get the signal, and we leave the group at once.
+//   then does it get the signal, and we leave the group at once. Told to
+//   stop before we joined, we exit without ever starting the command.
 // - Every other signal is passed on as is. We reap every child (we may be a
 //   container's PID 1) and exit with the command's status (128+n for signal n).
 // - Nothing is written to stdout; it belongs to the command.
-import { accessSync, constants, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ExitCodeError } from '../errors.ts';
 import { native } from '../net/native.ts';
 import { chooseHandover, type Handover, handOverPort, joinReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
+import { sdNotify } from '../net/sd-notify.ts';
 import { systemBacklog } from '../serve/listen.ts';
 import { getopt } from '../start_server/getopt.ts';
 import { Inbox } from '../start_server/inbox.ts';
-import { resolveProgram, SpawnError, spawnProcess } from '../start_server/spawn.ts';
+import { isExecutableFile, resolveProgram, SpawnError, spawnProcess } from '../start_server/spawn.ts';
 
 export const REUSEPORT_EXEC_USAGE = `Usage: baton reuseport-exec --port=N [options] -- <command>
 
@@ -53,15 +55,6 @@ const PASSED_ON = ['HUP', 'USR1', 'USR2', 'WINCH', 'TTIN', 'TTOU', 'ALRM', 'PWR'
  * posix_spawn cannot do. Images without a shell get SERVER_STARTER_PORT only.
  */
 const LISTEN_PID_SHIM = ['/bin/sh', '-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', NAME];
-
-function hasShell(): boolean {
-  try {
-    accessSync('/bin/sh', constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Generations interleave in one log: each line says whose it is. */
 function log(line: string): void {
@@ -137,16 +130,6 @@ async function join(o: Options, cancelled: () => boolean): Promise<ReuseportGrou
   }
 }
 
-function notifyReady(): void {
-  const path = process.env.NOTIFY_SOCKET;
-  if (!path) return;
-  try {
-    native.sendDatagram(path, `READY=1\nMAINPID=${process.pid}`);
-  } catch (e) {
-    log(`could not notify ${path}: ${(e as Error).message}`);
-  }
-}
-
 export async function reuseportExecMain(argv: string[]): Promise<number> {
   if (argv[0] === '--help' || argv[0] === '-h') {
     writeSync(1, REUSEPORT_EXEC_USAGE);
@@ -185,7 +168,7 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
     return 0;
   }
   const fd = member.fds[0] as number;
-  const shell = hasShell();
+  const shell = isExecutableFile('/bin/sh');
   if (!shell) log('no /bin/sh to set LISTEN_PID: the command gets SERVER_STARTER_PORT only');
   const env: Record<string, string | undefined> = {
     ...process.env,
@@ -204,7 +187,7 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
     throw e;
   }
   log(`${program} (pid ${pid}) on ${o.host}:${member.port} (SO_REUSEPORT, handover: ${member.handover})`);
-  notifyReady();
+  sdNotify('READY=1', log);
 
   let stopping = false;
   let signalled = false;
@@ -224,8 +207,8 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
       return code;
     }
     for (let sig = inbox.signals.shift(); sig !== undefined; sig = inbox.signals.shift()) {
-      if (!STOP.has(sig)) pass(sig);
-      else if (signalled) pass(sig);
+      // A second stop signal during the handover waits for it (it is bounded).
+      if (!STOP.has(sig) || signalled) pass(sig);
       else if (!stopping) {
         stopping = true;
         const stopSig = sig;

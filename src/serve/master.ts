@@ -16,8 +16,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { HandoffOffer, type TakenOver } from '../net/handoff.ts';
-import { native } from '../net/native.ts';
 import { handOverPort, type ReuseportGroupMember } from '../net/reuseport.ts';
+import { sdNotify } from '../net/sd-notify.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
 
 const WORKER_ENTRY = join(import.meta.dirname, `worker${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
@@ -111,7 +111,7 @@ export class Master {
       if (started.ok) {
         log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
         this.startOffering();
-        this.notify('READY=1');
+        sdNotify('READY=1', log);
       } else if (!this.stopRequested) {
         log(`could not start: ${started.why}`);
         await this.stopAll(this.allWorkers());
@@ -146,16 +146,6 @@ export class Master {
 
   private allWorkers(): Worker[] {
     return [...this.workers];
-  }
-
-  private notify(state: string): void {
-    const path = process.env.NOTIFY_SOCKET;
-    if (!path) return;
-    try {
-      native.sendDatagram(path, `${state}\nMAINPID=${process.pid}`);
-    } catch (e) {
-      log(`could not notify ${path}: ${(e as Error).message}`);
-    }
   }
 
   private requestLimit(): number {
@@ -270,21 +260,21 @@ export class Master {
     if (this.stopRequested) return;
     const set = ++this.currentSet;
     log(`reloading: starting ${this.cfg.workers} new workers`);
-    this.notify('RELOADING=1');
+    sdNotify('RELOADING=1', log);
     const r = await this.startSet(set);
     if (this.stopping) return;
     if (!r.ok) {
       log(`reload failed (${r.why}); the previous workers keep serving`);
       for (const w of this.allWorkers()) if (w.set === set) this.retire(w);
       if (this.currentSet === set) this.currentSet = set - 1;
-      this.notify('READY=1');
+      sdNotify('READY=1', log);
       return;
     }
     if (this.currentSet !== set) return;
     const old = this.allWorkers().filter((w) => w.set < set);
     log(`reload done: new workers listen; retiring ${old.length} old workers`);
     for (const w of old) this.retire(w);
-    this.notify('READY=1');
+    sdNotify('READY=1', log);
   }
 
   /** Tells a worker to stop, again every second, and KILLs it past the deadline. */
@@ -324,7 +314,7 @@ export class Master {
     this.stopRequested = true;
     this.offer?.close();
     log(`${sig.startsWith('handoff') ? sig : `received ${sig}`}: stopping ${this.workers.size} workers gracefully`);
-    this.notify('STOPPING=1');
+    sdNotify('STOPPING=1', log);
     void this.handOver()
       .then(() => this.stopAll(this.allWorkers()))
       .then(() => this.stopDone());
