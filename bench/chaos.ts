@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LoadClient } from '../src/drill/client.ts';
+import { OUTCOMES } from '../src/drill/recording.ts';
 import { freePort } from '../src/net/free-port.ts';
 import { childProcesses } from '../test/helpers.ts';
 
@@ -143,25 +144,27 @@ const fdStart = fds(sup.pid as number);
 const rows: string[] = [];
 for (const [name, fault] of scenarios) {
   process.stderr.write(`${name}...\n`);
-  const client = new LoadClient(
-    { url: `http://127.0.0.1:${port}/`, connections: 20, keepAlive: true, method: 'GET', bodyBytes: 0, timeoutMs: 5000, expectStatus: 200 },
-    performance.now(),
-  );
-  client.start();
+  const client = new LoadClient({
+    url: `http://127.0.0.1:${port}/`,
+    connections: 20,
+    keepAlive: true,
+    method: 'GET',
+    bodyBytes: 0,
+    timeoutMs: 5000,
+    expectStatus: 200,
+  });
+  await client.start();
   await sleep(1000);
   await fault(ctx);
   process.stderr.write('  fault done, stopping load\n');
-  const s = await client.stop();
+  const { recording: s } = await client.stop();
   process.stderr.write('  load stopped\n');
-  const kinds = s.failures.reduce<Record<string, number>>((acc, f) => {
-    acc[f.outcome] = (acc[f.outcome] ?? 0) + 1;
-    return acc;
-  }, {});
+  const kinds = Object.fromEntries(OUTCOMES.map((o, i) => [o, s.outcomes[i] ?? 0]).filter(([o, n]) => o !== 'ok' && n));
   const serving = (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.ok === true;
   const zombies = childProcesses(sup.pid as number).filter((c) => c.state === 'Z').length;
   rows.push(
-    `| ${name} | ${s.count.toLocaleString('en-US')} | **${s.failures.length}**${
-      s.failures.length
+    `| ${name} | ${s.requests.toLocaleString('en-US')} | **${s.failed}**${
+      s.failed
         ? ` (${Object.entries(kinds)
             .map(([k, n]) => `${k} ${n}`)
             .join(', ')})`

@@ -1,5 +1,6 @@
-// CPU time of a process tree from /proc: utime + stime of every live
-// descendant (and the root), in seconds.
+// CPU time from /proc, in seconds: of a live process tree (utime + stime of
+// every descendant and the root), or of a command run to completion.
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS = 100;
@@ -38,4 +39,31 @@ export function cpuBetween(before: Map<number, number>, after: Map<number, numbe
   let total = 0;
   for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0);
   return total;
+}
+
+/**
+ * Runs a command to completion; resolves to its output and the CPU seconds
+ * it and its children used (the shell's cutime + cstime once it has waited
+ * for them).
+ */
+export function runMeasured(command: string, args: readonly string[]): Promise<{ stdout: string; stderr: string; cpuSeconds: number }> {
+  const script = '"$@"; echo "BENCH_STAT $(cat /proc/$$/stat)" >&2';
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', script, 'sh', command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', () => {
+      // fields after "(comm) ": state is [0], cutime [13], cstime [14]
+      const stat = /BENCH_STAT (.*)/.exec(stderr)?.[1] ?? '';
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      resolve({ stdout, stderr, cpuSeconds: (Number(f[13]) + Number(f[14])) / TICKS });
+    });
+  });
 }

@@ -2,6 +2,8 @@
 // they report them: wrk socket errors (connect, read, write, timeout) plus
 // non-2xx/3xx responses; ab's failed requests plus non-2xx responses.
 import { spawn } from 'node:child_process';
+import { LoadClient, type LoadOptions } from '../src/drill/client.ts';
+import { OUTCOMES } from '../src/drill/recording.ts';
 
 export interface LoadResult {
   tool: string;
@@ -64,4 +66,29 @@ export function wrk(url: string, seconds: number, connections: number, close = f
 export function ab(url: string, seconds: number, connections: number, limit = 5_000_000) {
   const run = runTool('ab', ['-r', '-q', '-s', '5', `-c${connections}`, `-t${seconds}`, `-n${limit}`, url]);
   return { result: run.done.then(parseAb), stop: run.stop };
+}
+
+/**
+ * The drill's own client as a load: counts hung requests too, and checks POST
+ * bodies. Resolves once the load runs; stop() waits for the requests in flight.
+ */
+export async function drillLoad(options: LoadOptions): Promise<{ stop: () => Promise<LoadResult> }> {
+  const client = new LoadClient(options);
+  await client.start();
+  return {
+    stop: async () => {
+      const { recording: r } = await client.stop();
+      const byKind = Object.fromEntries(OUTCOMES.map((o, i) => [o, r.outcomes[i]]).filter(([o, n]) => o !== 'ok' && n));
+      return {
+        tool: 'drill',
+        requests: r.requests,
+        failures: r.failed,
+        detail: JSON.stringify(byKind),
+        output: r.failures
+          .slice(0, 10)
+          .map((f) => `${f.outcome} ${f.detail}`)
+          .join('\n'),
+      };
+    },
+  };
 }

@@ -1,192 +1,103 @@
-// The drill's load client. Unlike wrk and ab, it accounts for every request
-// it starts: each ends as exactly one outcome, and a request with no answer
-// within the timeout is a failure ("timeout", i.e. hung), not silently lost.
-// POST bodies are random and the server must echo their sha256, so a body
-// cut short or mixed up is caught.
-// Closed loop by default (each connection sends its next request when the
-// last one ends, or `thinkMs` later, holding idle keep-alive connections the
-// way browsers do); with `rate`, open loop: requests start on schedule however
-// slow the answers are, so a stall shows up as latency and in-flight
-// requests instead of as fewer requests sent.
-import { createHash, randomBytes } from 'node:crypto';
-import { Agent, request } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
+// The drill's load client: the engine (engine.ts) in one or more worker
+// threads, so that the load can use more than one core and this thread stays
+// free to drive deploys. Their recordings merge into one.
+import { Worker } from 'node:worker_threads';
+import type { LoadOptions } from './engine.ts';
+import type { LoadThreadCommand, LoadThreadMessage } from './load-thread.ts';
+import { Recording, type RecordingData } from './recording.ts';
 
-export const OUTCOMES = ['ok', 'bad-status', 'refused', 'reset', 'timeout', 'body-mismatch'] as const;
-export type Outcome = (typeof OUTCOMES)[number];
+export type { LoadOptions } from './engine.ts';
 
-export interface LoadOptions {
-  url: string;
-  connections: number;
-  keepAlive: boolean;
-  method: 'GET' | 'POST';
-  /** Size of each POST body. */
-  bodyBytes: number;
-  timeoutMs: number;
-  expectStatus: number;
-  /** Open loop: start this many requests per second (0: closed loop over `connections`). */
-  rate?: number;
-  /** Closed loop: each connection waits this long after a response before its next request. */
-  thinkMs?: number;
+const THREAD_ENTRY = new URL(`./load-thread${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+/** `total` split into `n` near-equal integer shares. */
+function shares(total: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
 }
 
-/** Open loop: at most this many requests in flight; a start beyond it counts as a timeout. */
-const MAX_IN_FLIGHT = 10_000;
-
-export interface Failure {
-  at: number;
-  outcome: Outcome;
-  detail: string;
+export interface LoadResult {
+  recording: Recording;
+  /** The client's own CPU time (all its threads), in seconds. */
+  cpuSeconds: number;
 }
 
-/** Compact per-request record: start offset (ms), latency (ms), outcome index. */
-export class Samples {
-  count = 0;
-  start = new Float64Array(1 << 16);
-  latency = new Float32Array(1 << 16);
-  outcome = new Uint8Array(1 << 16);
-  readonly failures: Failure[] = [];
-
-  add(start: number, latency: number, outcome: Outcome, detail: string): void {
-    if (this.count === this.start.length) this.grow();
-    this.start[this.count] = start;
-    this.latency[this.count] = latency;
-    const index = OUTCOMES.indexOf(outcome);
-    this.outcome[this.count] = index;
-    this.count++;
-    if (index !== 0 && this.failures.length < 10_000) this.failures.push({ at: start, outcome, detail });
-  }
-
-  private grow(): void {
-    const n = this.start.length * 2;
-    const s = new Float64Array(n);
-    s.set(this.start);
-    const l = new Float32Array(n);
-    l.set(this.latency);
-    const o = new Uint8Array(n);
-    o.set(this.outcome);
-    this.start = s;
-    this.latency = l;
-    this.outcome = o;
-  }
-}
-
-function classify(err: NodeJS.ErrnoException): Outcome {
-  if (err.code === 'ECONNREFUSED') return 'refused';
-  return 'reset';
+interface Thread {
+  worker: Worker;
+  requests: number;
+  failed: number;
+  ready: Promise<void>;
+  done: Promise<RecordingData>;
 }
 
 export class LoadClient {
-  readonly samples = new Samples();
-  private running = false;
-  private readonly loops: Promise<void>[] = [];
-  private readonly inFlight = new Set<Promise<void>>();
-  private pacer: NodeJS.Timeout | undefined;
-  private readonly agent: Agent;
-  private readonly t0: number;
-  private readonly body: Buffer | undefined;
-  private readonly bodyHash: string | undefined;
-  private readonly opts: LoadOptions;
+  private readonly threads: Thread[] = [];
+  private readonly cpuStart = process.cpuUsage();
 
-  constructor(opts: LoadOptions, t0: number) {
-    this.opts = opts;
-    this.t0 = t0;
-    // open loop: no socket limit, or the agent would queue requests (a closed loop again)
-    // and keep every idle connection open (the default keeps 256)
-    this.agent = new Agent({
-      keepAlive: opts.keepAlive,
-      maxSockets: opts.rate ? Number.POSITIVE_INFINITY : opts.connections,
-      maxFreeSockets: opts.connections,
-    });
-    if (opts.method === 'POST') {
-      this.body = randomBytes(opts.bodyBytes);
-      this.bodyHash = `${createHash('sha256').update(this.body).digest('hex')}\n`;
+  /** Starts `workers` load threads; start() sets them going. */
+  constructor(opts: LoadOptions, workers = 1) {
+    const n = Math.max(1, Math.min(workers, opts.rate ? workers : opts.connections));
+    const conns = shares(opts.connections, n);
+    for (let i = 0; i < n; i++) {
+      const data: LoadOptions = { ...opts, connections: conns[i] as number, rate: opts.rate ? opts.rate / n : 0 };
+      const worker = new Worker(THREAD_ENTRY, { workerData: data });
+      let ready = () => {};
+      const thread: Thread = {
+        worker,
+        requests: 0,
+        failed: 0,
+        ready: new Promise<void>((resolve) => {
+          ready = resolve;
+        }),
+        done: new Promise<RecordingData>((resolve, reject) => {
+          worker.on('message', (m: LoadThreadMessage) => {
+            if (m.type === 'ready') ready();
+            else if (m.type === 'progress') {
+              thread.requests = m.requests;
+              thread.failed = m.failed;
+            } else resolve(m.recording);
+          });
+          worker.once('error', reject);
+          worker.once('exit', (code) => reject(new Error(`a drill load thread exited (${code}) before reporting`)));
+        }),
+      };
+      // a thread that dies before it is ready must fail start(), not hang it
+      thread.done.catch(() => ready());
+      this.threads.push(thread);
     }
   }
 
-  start(): void {
-    this.running = true;
-    if (this.opts.rate) this.pace(this.opts.rate);
-    else for (let i = 0; i < this.opts.connections; i++) this.loops.push(this.loop());
+  /**
+   * Once every thread is up, starts the load; resolves to its time origin
+   * (performance.now() of this thread), from which every time in the
+   * recording counts.
+   */
+  async start(): Promise<number> {
+    await Promise.all(this.threads.map((t) => t.ready));
+    const t0 = performance.now();
+    const command: LoadThreadCommand = { type: 'start', origin: performance.timeOrigin + t0 };
+    for (const t of this.threads) t.worker.postMessage(command);
+    return t0;
+  }
+
+  /** Requests ended so far, and how many failed (updated every 250 ms). */
+  progress(): { requests: number; failed: number } {
+    let requests = 0;
+    let failed = 0;
+    for (const t of this.threads) {
+      requests += t.requests;
+      failed += t.failed;
+    }
+    return { requests, failed };
   }
 
   /** Stops starting requests and waits for the ones in flight to end. */
-  async stop(): Promise<Samples> {
-    this.running = false;
-    clearTimeout(this.pacer);
-    await Promise.all([...this.loops, ...this.inFlight]);
-    this.agent.destroy();
-    return this.samples;
-  }
-
-  private pace(rate: number): void {
-    const begin = performance.now();
-    let started = 0;
-    const tick = () => {
-      if (!this.running) return;
-      const due = Math.floor(((performance.now() - begin) / 1000) * rate);
-      for (; started < due; started++) {
-        if (this.inFlight.size >= MAX_IN_FLIGHT) {
-          this.samples.add(performance.now() - this.t0, 0, 'timeout', `not sent: ${MAX_IN_FLIGHT} requests still unanswered`);
-          continue;
-        }
-        const p = this.once().then(() => {
-          this.inFlight.delete(p);
-        });
-        this.inFlight.add(p);
-      }
-      this.pacer = setTimeout(tick, 1);
-    };
-    tick();
-  }
-
-  private async loop(): Promise<void> {
-    const think = this.opts.thinkMs ?? 0;
-    while (this.running) {
-      await this.once();
-      if (think > 0 && this.running) await sleep(think);
-    }
-  }
-
-  private once(): Promise<void> {
-    const started = performance.now();
-    return new Promise((resolve) => {
-      let settled = false;
-      const settle = (outcome: Outcome, detail = '') => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        const now = performance.now();
-        this.samples.add(started - this.t0, now - started, outcome, detail);
-        resolve();
-      };
-      const req = request(this.opts.url, {
-        method: this.opts.method,
-        agent: this.agent,
-        headers: {
-          ...(this.opts.keepAlive ? {} : { Connection: 'close' }),
-          ...(this.body ? { 'Content-Length': String(this.body.length), 'Content-Type': 'application/octet-stream' } : {}),
-        },
-      });
-      const timer = setTimeout(() => {
-        settle('timeout', `no response within ${this.opts.timeoutMs} ms`);
-        req.destroy();
-      }, this.opts.timeoutMs);
-      req.on('error', (err: NodeJS.ErrnoException) => settle(classify(err), `${err.code ?? ''} ${err.message}`.trim()));
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err: NodeJS.ErrnoException) => settle('reset', `${err.code ?? ''} ${err.message}`.trim()));
-        res.on('aborted', () => settle('reset', 'response aborted'));
-        res.on('end', () => {
-          if (res.statusCode !== this.opts.expectStatus) return settle('bad-status', `status ${res.statusCode}`);
-          if (this.bodyHash !== undefined && Buffer.concat(chunks).toString() !== this.bodyHash) {
-            return settle('body-mismatch', 'response is not the sha256 of the body sent');
-          }
-          settle('ok');
-        });
-      });
-      req.end(this.body);
-    });
+  async stop(): Promise<LoadResult> {
+    const command: LoadThreadCommand = { type: 'stop' };
+    for (const t of this.threads) t.worker.postMessage(command);
+    const parts = await Promise.all(this.threads.map((t) => t.done));
+    const recording = new Recording();
+    for (const p of parts) recording.merge(p);
+    const cpu = process.cpuUsage(this.cpuStart);
+    return { recording, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   }
 }

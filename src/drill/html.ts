@@ -1,7 +1,7 @@
 // The drill's HTML report: one self-contained file (no script, no external
 // resource) with an SVG timeline: throughput and p99 latency over time,
 // deploys as vertical lines, failed requests as red points.
-import { OUTCOMES } from './client.ts';
+import { OUTCOMES } from './recording.ts';
 import type { DrillReport } from './report.ts';
 
 const W = 960;

@@ -12,6 +12,7 @@ const USAGE = `Usage: baton drill [options] -- <server command>
   --deploys=N          hot deploys to perform (default 10)
   --every=SECS         seconds between deploys (default 1)
   --connections=N      concurrent client connections (default 20)
+  --workers=N          load threads, to use more than one core (default 1)
   --no-keepalive       one request per connection (default: keep-alive)
   --think=MS           each connection pauses MS between a response and its next
                        request (many mostly idle keep-alive connections, like browsers)
@@ -36,6 +37,7 @@ export async function drillMain(argv: string[]): Promise<number> {
     { name: 'deploys', kind: 'integer' },
     { name: 'every', kind: 'string' },
     { name: 'connections', kind: 'integer' },
+    { name: 'workers', kind: 'integer' },
     { name: 'no-keepalive', kind: 'flag' },
     { name: 'rate', kind: 'integer' },
     { name: 'think', kind: 'integer' },
@@ -74,6 +76,8 @@ export async function drillMain(argv: string[]): Promise<number> {
   if (method !== 'GET' && method !== 'POST') return usage(`--method must be GET or POST (got ${v.method})`);
   const connections = (v.connections as number | undefined) ?? 20;
   if (connections < 1) return usage('--connections must be at least 1');
+  const workers = (v.workers as number | undefined) ?? 1;
+  if (workers < 1) return usage('--workers must be at least 1');
   const keepAlive = !v['no-keepalive'];
   const rate = (v.rate as number | undefined) ?? 0;
   if (rate < 0) return usage('--rate must be 0 or more requests per second');
@@ -90,6 +94,7 @@ export async function drillMain(argv: string[]): Promise<number> {
     warmupMs: 1000,
     cooldownMs: 2000,
     durationMs: duration === undefined ? undefined : duration * 1000,
+    workers,
     load: {
       connections,
       keepAlive,

@@ -23,6 +23,8 @@ export interface DrillOptions {
   /** Total load time; by default until cooldownMs after the last deploy. */
   durationMs?: number | undefined;
   load: Omit<LoadOptions, 'url'>;
+  /** Load threads (default 1). */
+  workers?: number;
   progress?: (line: string) => void;
 }
 
@@ -32,10 +34,10 @@ class DeployTracker {
   private readonly pendingOld = new Map<number, Set<number>>();
   log = '';
   private buffer = '';
-  private readonly t0: number;
+  /** performance.now() when the load began; deploy times count from there. */
+  t0 = 0;
 
-  constructor(child: ChildProcess, t0: number) {
-    this.t0 = t0;
+  constructor(child: ChildProcess) {
     child.stderr?.on('data', (d: Buffer) => this.feed(d.toString()));
   }
 
@@ -85,7 +87,6 @@ async function waitServing(url: string, ms: number): Promise<void> {
 }
 
 export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; serverLog: string }> {
-  const t0 = performance.now();
   let url = o.url;
   let supervisor: ChildProcess | undefined;
   let tracker: DeployTracker | undefined;
@@ -96,21 +97,21 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, PORT: String(port) },
     });
-    tracker = new DeployTracker(supervisor, t0);
+    tracker = new DeployTracker(supervisor);
   }
   const target = url as string;
   try {
     await waitServing(target, 30_000);
-    const client = new LoadClient({ ...o.load, url: target }, t0);
-    client.start();
-    const started = performance.now();
+    const client = new LoadClient({ ...o.load, url: target }, o.workers);
+    const t0 = await client.start();
+    if (tracker) tracker.t0 = t0;
     const deploys: Deploy[] = [];
     let done = 0;
     const progress = setInterval(() => {
-      const secs = (performance.now() - started) / 1000;
-      const failed = client.samples.failures.length;
+      const secs = (performance.now() - t0) / 1000;
+      const p = client.progress();
       o.progress?.(
-        `${o.label}: ${secs.toFixed(0)} s, ${Math.round(client.samples.count / secs)} req/s, ${failed} failed, ${done}/${o.deploys} deploys`,
+        `${o.label}: ${secs.toFixed(0)} s, ${Math.round(p.requests / secs)} req/s, ${p.failed} failed, ${done}/${o.deploys} deploys`,
       );
     }, 1000);
     await sleep(o.warmupMs);
@@ -129,12 +130,15 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
       }
       done = i;
     }
-    const elapsed = performance.now() - started;
+    const elapsed = performance.now() - t0;
     await sleep(o.durationMs === undefined ? o.cooldownMs : Math.max(0, o.durationMs - elapsed));
-    const samples = await client.stop();
+    const { recording, cpuSeconds } = await client.stop();
     clearInterval(progress);
-    const seconds = (performance.now() - started) / 1000;
-    return { report: buildReport(o.label, samples, tracker ? tracker.deploys : deploys, seconds), serverLog: tracker?.log ?? '' };
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      report: buildReport(o.label, recording, tracker ? tracker.deploys : deploys, seconds, cpuSeconds),
+      serverLog: tracker?.log ?? '',
+    };
   } finally {
     if (supervisor && supervisor.exitCode === null) {
       const exited = new Promise((resolve) => supervisor.once('close', resolve));

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
 const HELLO = join(ROOT, 'examples', 'hello', 'app.ts');
@@ -45,7 +46,7 @@ const count = (out: string, outcome: string) => Number(new RegExp(`${outcome} (\
 
 for (const [mode, outcome, detail, extra] of [
   ['reset', 'reset', /ECONNRESET/, []],
-  ['close', 'reset', /socket hang up/, []],
+  ['close', 'reset', /other side closed/, []],
   ['corrupt', 'body-mismatch', /not the sha256 of the body sent/, ['--method=POST', '--body-bytes=2048']],
 ] as const) {
   test(`a server that ${mode === 'reset' ? 'resets connections' : mode === 'close' ? 'closes keep-alive connections abruptly' : 'corrupts bodies'}: counted as ${outcome}`, async (t) => {
@@ -108,6 +109,23 @@ test('--rate is an open loop (requests start on schedule), --think paces each co
   assert.equal(paced.code, 0, paced.out + paced.err);
   const sent = report('paced.json').requests;
   assert.ok(sent >= 8 && sent <= 4 * (2000 / 200 + 1), `4 connections pausing 200 ms for 2 s sent ${sent}`);
+});
+
+test('--rate counts latency from when a request was due: a client stalled for 1 s shows it (no coordinated omission)', async (t) => {
+  const dir = tempDir(t);
+  const json = join(dir, 'open.json');
+  const r = run(t, BATON, ['drill', '--deploys=0', '--duration=4', '--rate=200', `--json=${json}`, '--', process.execPath, HELLO]);
+  // stop the drill itself (not the server) for a second once its load runs
+  await waitFor('the load running for 2 s', () => /: 2 s, /.test(r.stderr()), 30_000);
+  r.child.kill('SIGSTOP');
+  await sleep(1000);
+  r.child.kill('SIGCONT');
+  assert.equal((await r.exited).code, 0, r.stdout() + r.stderr());
+  const report = JSON.parse(readFileSync(json, 'utf8'));
+  // the ~200 requests due during the stall were all sent late, and their latency says so
+  assert.ok(report.requests >= 200 * 4 * 0.9, `${report.requests} requests`);
+  assert.ok(report.latency.max >= 900, `max ${report.latency.max} ms`);
+  assert.ok(report.latency.p99 >= 500, `p99 ${report.latency.p99} ms`);
 });
 
 test('bad drill options: one-line errors, exit 1', async (t) => {

@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LoadClient } from '../../src/drill/client.ts';
 import { BATON, freePort, have, ROOT, runCommand, START_SERVER, waitFor } from '../helpers.ts';
-import { ab, type LoadResult, wrk } from '../load.ts';
+import { ab, drillLoad, type LoadResult, wrk } from '../load.ts';
 
 const DEPLOYS = 20;
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
@@ -26,28 +25,17 @@ function command(sup: Supervisor, port: number): [string, string[]] {
 async function load(client: Client, url: string, seconds: number): Promise<LoadResult> {
   if (client === 'wrk') return wrk(url, seconds, 50).result;
   if (client === 'ab') return ab(url, seconds, 20).result;
-  const c = new LoadClient(
-    { url, connections: 20, keepAlive: true, method: 'POST', bodyBytes: 16_384, timeoutMs: 5000, expectStatus: 200 },
-    performance.now(),
-  );
-  c.start();
+  const c = await drillLoad({
+    url,
+    connections: 20,
+    keepAlive: true,
+    method: 'POST',
+    bodyBytes: 16_384,
+    timeoutMs: 5000,
+    expectStatus: 200,
+  });
   await sleep(seconds * 1000);
-  const s = await c.stop();
-  const failed = s.failures.length;
-  const byKind = s.failures.reduce<Record<string, number>>((acc, f) => {
-    acc[f.outcome] = (acc[f.outcome] ?? 0) + 1;
-    return acc;
-  }, {});
-  return {
-    tool: 'drill',
-    requests: s.count,
-    failures: failed,
-    detail: JSON.stringify(byKind),
-    output: s.failures
-      .slice(0, 10)
-      .map((f) => `${f.outcome} ${f.detail}`)
-      .join('\n'),
-  };
+  return c.stop();
 }
 
 const cases: Array<[Supervisor, Client]> = [

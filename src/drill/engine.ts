@@ -1,0 +1,282 @@
+// The drill's load engine, run inside a load thread (load-thread.ts). Unlike
+// wrk and ab, it accounts for every request it starts: each ends as exactly
+// one outcome, and a request with no answer within the timeout is a failure
+// ("timeout", i.e. hung), not silently lost. POST bodies are random, one per
+// connection, and the server must echo their sha256, so a body cut short or
+// answered on the wrong connection is caught.
+//
+// Requests go through undici's Client, one connection each, one request at
+// a time on it (no pipelining), never retried: a request that fails fails.
+// - Closed loop: each connection sends its next request when the last one
+//   ends, or `thinkMs` later (many mostly idle keep-alive connections, the
+//   way browsers hold them).
+// - Open loop (`rate`): requests start on schedule however slow the answers,
+//   on an idle connection or a new one; each one's latency runs from the
+//   time it was due, not the time it could be sent, so a stall shows in the
+//   latency of everything that waited (no coordinated omission).
+import { createHash, randomBytes } from 'node:crypto';
+import { Client } from 'undici';
+import { OUTCOME_INDEX, Recording } from './recording.ts';
+
+export interface LoadOptions {
+  url: string;
+  connections: number;
+  keepAlive: boolean;
+  method: 'GET' | 'POST';
+  /** Size of each POST body. */
+  bodyBytes: number;
+  timeoutMs: number;
+  expectStatus: number;
+  /** Open loop: start this many requests per second (0: closed loop over `connections`). */
+  rate?: number;
+  /** Closed loop: each connection waits this long after a response before its next request. */
+  thinkMs?: number;
+}
+
+/** Open loop: at most this many requests in flight; a start beyond it counts as a timeout. */
+const MAX_IN_FLIGHT = 10_000;
+/** Distinct POST bodies (connections cycle through them). */
+const MAX_BODIES = 64;
+const OK = OUTCOME_INDEX.ok;
+const BAD_STATUS = OUTCOME_INDEX['bad-status'];
+const REFUSED = OUTCOME_INDEX.refused;
+const RESET = OUTCOME_INDEX.reset;
+const TIMEOUT = OUTCOME_INDEX.timeout;
+const BODY_MISMATCH = OUTCOME_INDEX['body-mismatch'];
+
+function describe(err: Error & { code?: string }): string {
+  return `${err.code ?? err.name} ${err.message}`.trim();
+}
+
+function classify(err: Error & { code?: string }): number {
+  if (err.code === 'UND_ERR_CONNECT_TIMEOUT' || err.code === 'UND_ERR_HEADERS_TIMEOUT') return TIMEOUT;
+  if (err.code === 'ECONNREFUSED') return REFUSED;
+  return RESET;
+}
+
+function newClient(origin: string, timeoutMs: number): Client {
+  return new Client(origin, {
+    pipelining: 1,
+    // our own timeout decides; undici's must never fire first
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connectTimeout: timeoutMs + 1000,
+  });
+}
+
+/** One request on one connection: undici's dispatch handler for it. */
+class Exchange {
+  readonly conn: Connection;
+  /** ms since the load began: when it was sent, or (open loop) when it was due. */
+  readonly start: number;
+  status = 0;
+  body = '';
+  settled = false;
+
+  constructor(conn: Connection, start: number) {
+    this.conn = conn;
+    this.start = start;
+  }
+
+  onConnect(): void {}
+
+  onHeaders(status: number): boolean {
+    if (status >= 200) this.status = status;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.conn.bodyHash !== undefined) this.body += chunk.toString('latin1');
+    return true;
+  }
+
+  onComplete(): void {
+    const c = this.conn;
+    if (this.status !== c.engine.opts.expectStatus) c.done(this, BAD_STATUS, `status ${this.status}`);
+    else if (c.bodyHash !== undefined && this.body !== c.bodyHash)
+      c.done(this, BODY_MISMATCH, 'response is not the sha256 of the body sent');
+    else c.done(this, OK, '');
+  }
+
+  onError(err: Error): void {
+    this.conn.done(this, classify(err), describe(err));
+  }
+}
+
+class Connection {
+  readonly engine: Engine;
+  client: Client;
+  readonly body: Buffer | undefined;
+  readonly bodyHash: string | undefined;
+  current: Exchange | undefined;
+
+  constructor(engine: Engine, index: number) {
+    this.engine = engine;
+    this.client = newClient(engine.origin, engine.opts.timeoutMs);
+    const bodies = engine.bodies[index % engine.bodies.length];
+    this.body = bodies?.body;
+    this.bodyHash = bodies?.hash;
+  }
+
+  send(start: number): void {
+    const e = new Exchange(this, start);
+    this.current = e;
+    this.engine.busy.add(this);
+    const o = this.engine.opts;
+    this.client.dispatch(
+      {
+        origin: this.engine.origin,
+        path: this.engine.path,
+        method: o.method,
+        body: this.body,
+        headers: this.engine.headers,
+        reset: !o.keepAlive,
+      },
+      e,
+    );
+  }
+
+  /** Ends `e` as `outcome`, once; then the engine decides what this connection does next. */
+  done(e: Exchange, outcome: number, detail: string): void {
+    if (e.settled) return;
+    e.settled = true;
+    if (this.current === e) this.current = undefined;
+    this.engine.busy.delete(this);
+    this.engine.ended(this, e, outcome, detail);
+  }
+
+  /**
+   * Ends the request in flight as hung. Its connection is dropped (the only
+   * way to abandon an HTTP/1.1 request, whether it is still connecting or
+   * waiting for an answer) and the next request gets a new one.
+   */
+  timeOut(detail: string): void {
+    const e = this.current;
+    if (!e) return;
+    const stale = this.client;
+    this.client = newClient(this.engine.origin, this.engine.opts.timeoutMs);
+    this.done(e, TIMEOUT, detail);
+    void stale.destroy().catch(() => undefined);
+  }
+}
+
+export class Engine {
+  readonly opts: LoadOptions;
+  readonly recording = new Recording();
+  readonly origin: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly bodies: Array<{ body: Buffer; hash: string }> = [];
+  private readonly connections: Connection[] = [];
+  /** Open loop: connections with nothing in flight, ready for the next due request. */
+  private readonly idle: Connection[] = [];
+  /** Connections with a request in flight. */
+  readonly busy = new Set<Connection>();
+  private running = false;
+  private pacer: NodeJS.Timeout | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly thinking = new Set<NodeJS.Timeout>();
+  private readonly now: () => number;
+  private stopped: (() => void) | undefined;
+
+  /** `now()`: ms since the load began (the same clock in every load thread). */
+  constructor(opts: LoadOptions, now: () => number) {
+    this.opts = opts;
+    this.now = now;
+    const url = new URL(opts.url);
+    this.origin = url.origin;
+    this.path = `${url.pathname}${url.search}`;
+    this.headers = opts.method === 'POST' ? { 'content-type': 'application/octet-stream' } : {};
+    if (opts.method === 'POST') {
+      const n = Math.min(MAX_BODIES, Math.max(1, opts.connections));
+      for (let i = 0; i < n; i++) {
+        const body = randomBytes(opts.bodyBytes);
+        this.bodies.push({ body, hash: `${createHash('sha256').update(body).digest('hex')}\n` });
+      }
+    }
+  }
+
+  start(): void {
+    this.running = true;
+    const sweepMs = Math.max(10, Math.min(100, this.opts.timeoutMs / 10));
+    this.sweeper = setInterval(() => this.sweep(), sweepMs);
+    if (this.opts.rate) this.pace(this.opts.rate);
+    else for (let i = 0; i < this.opts.connections; i++) this.connect().send(this.now());
+  }
+
+  /** Stops starting requests; resolves once every request in flight has ended. */
+  stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.pacer);
+    for (const t of this.thinking) clearTimeout(t);
+    this.thinking.clear();
+    return new Promise((resolve) => {
+      this.stopped = resolve;
+      this.maybeStopped();
+    });
+  }
+
+  private maybeStopped(): void {
+    if (this.running || this.busy.size > 0 || !this.stopped) return;
+    clearInterval(this.sweeper);
+    const done = this.stopped;
+    this.stopped = undefined;
+    void Promise.all(this.connections.map((c) => c.client.destroy().catch(() => undefined))).then(() => done());
+  }
+
+  private connect(): Connection {
+    const c = new Connection(this, this.connections.length);
+    this.connections.push(c);
+    return c;
+  }
+
+  ended(c: Connection, e: Exchange, outcome: number, detail: string): void {
+    this.recording.record(e.start, this.now(), outcome, detail);
+    if (!this.running) {
+      this.maybeStopped();
+      return;
+    }
+    if (this.opts.rate) {
+      this.idle.push(c);
+      return;
+    }
+    const think = this.opts.thinkMs ?? 0;
+    if (think <= 0) {
+      c.send(this.now());
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.thinking.delete(timer);
+      c.send(this.now());
+    }, think);
+    this.thinking.add(timer);
+  }
+
+  /** Requests past the timeout are hung. */
+  private sweep(): void {
+    const limit = this.now() - this.opts.timeoutMs;
+    for (const c of [...this.busy]) {
+      if ((c.current?.start ?? limit) < limit) c.timeOut(`no response within ${this.opts.timeoutMs} ms`);
+    }
+  }
+
+  private pace(rate: number): void {
+    const begin = this.now();
+    let started = 0;
+    const tick = () => {
+      if (!this.running) return;
+      const now = this.now();
+      const due = Math.floor(((now - begin) / 1000) * rate);
+      for (; started < due; started++) {
+        const at = begin + (started * 1000) / rate;
+        if (this.busy.size >= MAX_IN_FLIGHT) {
+          this.recording.record(at, at + this.opts.timeoutMs, TIMEOUT, `not sent: ${MAX_IN_FLIGHT} requests still unanswered`);
+          continue;
+        }
+        (this.idle.pop() ?? this.connect()).send(at);
+      }
+      this.pacer = setTimeout(tick, 1);
+    };
+    tick();
+  }
+}
