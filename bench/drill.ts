@@ -5,7 +5,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DrillReport } from '../src/drill/report.ts';
 import { runDrill } from '../src/drill/run.ts';
@@ -83,7 +83,8 @@ const contenders: Contender[] = [
   {
     name: 'PM2 cluster -i 2, pm2 reload',
     start: (port, home) => {
-      const env = { ...process.env, PM2_HOME: home, PORT: String(port) };
+      // PM2 picks the interpreter for a .ts app from PATH: ours, not an older system node
+      const env = { ...process.env, PM2_HOME: home, PORT: String(port), PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
       execFileSync(process.execPath, [PM2, 'start', join(APPS, 'pm2-app.ts'), '-i', '2', '--name', 'bench'], { env, stdio: 'ignore' });
       return {
         deploy: `PM2_HOME=${home} ${process.execPath} ${PM2} reload bench`,

@@ -1,12 +1,13 @@
-// bench/serve: hello world with 2 workers, side by side in one run:
-// baton serve, one Node process, node:cluster, PM2 cluster (-i 2).
-// Loads: wrk -c50 keep-alive, ab -c20 without keep-alive. Prints req/s, the
-// server's CPU time per request (stable where req/s is not: the load
-// generator shares the 2 cores) and baton's ratios. Not a test.
+// bench/serve: hello world side by side in one run: baton serve with 1 and 2
+// workers, one Node process, node:cluster with 2 workers, PM2 cluster (-i 2).
+// Loads: wrk -c50 keep-alive, ab -c20 without keep-alive; rounds interleaved,
+// medians. Prints req/s and the server's CPU time per request (its whole
+// process tree: stable where req/s is not, since the load generator shares
+// the 2 cores), and baton's ratios against its natural peers. Not a test.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../src/net/free-port.ts';
 import { parseAb, parseWrk } from '../test/load.ts';
@@ -14,6 +15,7 @@ import { cpuBetween, treeCpu } from './proc.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const APPS = join(import.meta.dirname, 'apps');
 
 interface Contender {
@@ -26,21 +28,23 @@ const node = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, ...env } });
 const pm2Bin = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
-const contenders: Contender[] = [
-  {
-    name: 'baton serve (2 workers)',
-    start: (port) => {
-      const proc = node([
-        join(ROOT, 'src', 'cli', 'baton.ts'),
-        'serve',
-        join(APPS, 'hello-listener.ts'),
-        '--host=127.0.0.1',
-        `--port=${port}`,
-        '--max-workers=2',
-      ]);
-      return { proc, rootPid: () => proc.pid as number };
-    },
+const batonServe = (workers: number): Contender => ({
+  name: `baton serve (${workers} worker${workers > 1 ? 's' : ''})`,
+  start: (port) => {
+    const proc = node([
+      join(ROOT, 'src', 'cli', 'baton.ts'),
+      'serve',
+      join(APPS, 'hello-listener.ts'),
+      '--host=127.0.0.1',
+      `--port=${port}`,
+      `--max-workers=${workers}`,
+    ]);
+    return { proc, rootPid: () => proc.pid as number };
   },
+});
+
+const contenders: Contender[] = [
+  batonServe(1),
   {
     name: 'node http (1 process)',
     start: (port) => {
@@ -48,6 +52,7 @@ const contenders: Contender[] = [
       return { proc, rootPid: () => proc.pid as number };
     },
   },
+  batonServe(2),
   {
     name: 'node cluster (2 workers)',
     start: (port) => {
@@ -58,7 +63,8 @@ const contenders: Contender[] = [
   {
     name: 'PM2 cluster (-i 2)',
     start: (port, home) => {
-      const env = { ...process.env, PM2_HOME: home, PORT: String(port) };
+      // PM2 picks the interpreter for a .ts app from PATH: ours, not an older system node
+      const env = { ...process.env, PM2_HOME: home, PORT: String(port), PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
       execFileSync(process.execPath, [pm2Bin, 'start', join(APPS, 'hello-single.ts'), '-i', '2', '--name', 'bench'], {
         env,
         stdio: 'ignore',
@@ -70,7 +76,20 @@ const contenders: Contender[] = [
   },
 ];
 
-async function measure(tool: 'wrk' | 'ab', url: string, rootPid: number): Promise<{ rps: number; cpuUs: number }> {
+/** Which contender each baton row is compared with. */
+const PEERS: Array<[string, string]> = [
+  ['baton serve (1 worker)', 'node http (1 process)'],
+  ['baton serve (2 workers)', 'node cluster (2 workers)'],
+  ['baton serve (2 workers)', 'PM2 cluster (-i 2)'],
+];
+
+type Tool = 'wrk' | 'ab';
+interface Measure {
+  rps: number;
+  cpuUs: number;
+}
+
+async function measure(tool: Tool, url: string, rootPid: number): Promise<Measure> {
   const before = treeCpu(rootPid);
   const args = tool === 'wrk' ? ['-t2', '-c50', `-d${SECONDS}s`, url] : ['-q', '-c20', `-t${SECONDS}`, '-n5000000', url];
   const out = await new Promise<string>((resolve) => {
@@ -91,38 +110,46 @@ async function measure(tool: 'wrk' | 'ab', url: string, rootPid: number): Promis
   return { rps: r.requests / secs, cpuUs: (cpuBetween(before, after) / r.requests) * 1e6 };
 }
 
-const results: Record<string, Record<string, { rps: number; cpuUs: number }>> = {};
-for (const c of contenders) {
-  const port = await freePort();
-  const home = mkdtempSync(join(tmpdir(), 'baton-bench-'));
-  const { proc, rootPid } = c.start(port, home);
-  const url = `http://127.0.0.1:${port}/`;
-  for (let i = 0; i < 100 && !(await fetch(url).catch(() => undefined))?.ok; i++) await sleep(100);
-  await sleep(500);
-  results[c.name] = {};
-  for (const tool of ['wrk', 'ab'] as const) {
-    process.stderr.write(`${c.name}: ${tool}...\n`);
-    (results[c.name] as Record<string, { rps: number; cpuUs: number }>)[tool] = await measure(tool, url, rootPid());
+const runs = new Map<string, Measure[]>();
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const c of contenders) {
+    const port = await freePort();
+    const home = mkdtempSync(join(tmpdir(), 'baton-bench-'));
+    const { proc, rootPid } = c.start(port, home);
+    const url = `http://127.0.0.1:${port}/`;
+    for (let i = 0; i < 100 && !(await fetch(url).catch(() => undefined))?.ok; i++) await sleep(100);
+    await sleep(500);
+    for (const tool of ['wrk', 'ab'] as const) {
+      process.stderr.write(`round ${round}: ${c.name}: ${tool}...\n`);
+      const key = `${c.name}|${tool}`;
+      runs.set(key, [...(runs.get(key) ?? []), await measure(tool, url, rootPid())]);
+    }
+    proc.kill('SIGTERM');
+    c.stop?.(home);
+    await sleep(500);
+    rmSync(home, { recursive: true, force: true });
   }
-  proc.kill('SIGTERM');
-  c.stop?.(home);
-  await sleep(500);
-  rmSync(home, { recursive: true, force: true });
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const med = (name: string, tool: Tool): Measure => {
+  const m = runs.get(`${name}|${tool}`) ?? [];
+  return { rps: median(m.map((x) => x.rps)), cpuUs: median(m.map((x) => x.cpuUs)) };
+};
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-const base = results[contenders[0]?.name as string] as Record<string, { rps: number; cpuUs: number }>;
 const lines = [
-  `bench/serve: hello world, 2 workers, ${SECONDS} s per run, 127.0.0.1; ${new Date().toISOString().slice(0, 10)}`,
+  `bench/serve: hello world, ${SECONDS} s per run, 127.0.0.1, median of ${ROUNDS} interleaved rounds; ${new Date().toISOString().slice(0, 10)}`,
   '',
-  '| server | wrk -c50 keep-alive req/s | CPU µs/req | baton ratio | ab -c20 no keep-alive req/s | CPU µs/req | baton ratio |',
-  '|---|---|---|---|---|---|---|',
+  '| server | wrk -c50 keep-alive req/s | CPU µs/req | ab -c20 no keep-alive req/s | CPU µs/req |',
+  '|---|---|---|---|---|',
 ];
 for (const c of contenders) {
-  const r = results[c.name] as Record<string, { rps: number; cpuUs: number }>;
-  const ratio = (tool: 'wrk' | 'ab') => `${((base[tool]?.rps ?? 0) / (r[tool]?.rps ?? 1)).toFixed(2)}×`;
-  lines.push(
-    `| ${c.name} | ${fmt(r.wrk?.rps ?? 0)} | ${(r.wrk?.cpuUs ?? 0).toFixed(1)} | ${ratio('wrk')} | ${fmt(r.ab?.rps ?? 0)} | ${(r.ab?.cpuUs ?? 0).toFixed(1)} | ${ratio('ab')} |`,
-  );
+  const [w, a] = [med(c.name, 'wrk'), med(c.name, 'ab')];
+  lines.push(`| ${c.name} | ${fmt(w.rps)} | ${w.cpuUs.toFixed(1)} | ${fmt(a.rps)} | ${a.cpuUs.toFixed(1)} |`);
+}
+lines.push('', '| CPU per request | keep-alive | no keep-alive |', '|---|---|---|');
+for (const [baton, peer] of PEERS) {
+  const ratio = (tool: Tool) => `${(med(baton, tool).cpuUs / med(peer, tool).cpuUs).toFixed(2)}×`;
+  lines.push(`| ${baton} ÷ ${peer} | ${ratio('wrk')} | ${ratio('ab')} |`);
 }
 process.stdout.write(`${lines.join('\n')}\n`);

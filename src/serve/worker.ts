@@ -72,7 +72,7 @@ for (const fd of config.fds) {
     // Node enforces both timeouts only at this interval (default 30 s).
     connectionsCheckingInterval: Math.min(1000, Math.max(100, config.timeoutMs / 4)),
   });
-  const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs, manualTracking: true });
+  const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs });
   // Accept failures are not fatal: EMFILE (out of fds; libuv drops the
   // connection it could not take) passes, and after a reuse-port handover
   // the master shuts the listener down and stops us right after. Keep
@@ -81,13 +81,17 @@ for (const fd of config.fds) {
     if (err.syscall !== 'accept') throw err;
     warnAccept(err);
   });
+  // The app is the only request listener unless a request limit needs counting.
   const limit = config.maxRequests;
-  // One listener for the hot path: tracking, the request limit, then the app.
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    drain.track(req, res);
-    if (limit > 0 && ++handled === limit) send({ type: 'recycle', handled });
-    handler(req, res);
-  });
+  server.on(
+    'request',
+    limit > 0
+      ? (req: IncomingMessage, res: ServerResponse) => {
+          if (++handled === limit) send({ type: 'recycle', handled });
+          handler(req, res);
+        }
+      : handler,
+  );
   servers.push({ server, drain, fd });
 }
 if (stopping) process.exit(0);

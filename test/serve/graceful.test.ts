@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { Agent, createServer, request } from 'node:http';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { graceful } from '../../src/serve/graceful.ts';
+import { graceful, nodeConnectionList } from '../../src/serve/graceful.ts';
 
 async function start(handler: Parameters<typeof createServer>[1]) {
   const server = createServer(handler);
@@ -68,4 +70,22 @@ test('an idle keep-alive connection is closed only after idleMs, and a connectio
   req.end();
   await sleep(100);
   assert.equal(await g2.shutdown(), 'timeout');
+});
+
+test('by default an idle keep-alive connection is kept for the keep-alive timeout the server announces, then closed', async () => {
+  const server = createServer((_req, res) => res.end('ok'));
+  server.keepAliveTimeout = 700;
+  const g = graceful(server, { timeoutMs: 5000 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // graceful reads Node's own connection list: no per-request or per-connection work of its own
+  assert.ok(nodeConnectionList(server), 'this Node keeps server[kConnections]');
+  // a client that keeps its connection whatever the server announces
+  const sock = connect({ port: (server.address() as { port: number }).port, host: '127.0.0.1' });
+  sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  await once(sock, 'data');
+  const closed = once(sock, 'close');
+  const t0 = Date.now();
+  assert.equal(await g.shutdown(), 'drained');
+  await closed;
+  assert.ok(Date.now() - t0 >= 650, `closed after ${Date.now() - t0} ms, before the announced keep-alive timeout`);
 });
