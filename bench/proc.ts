@@ -1,15 +1,21 @@
-// CPU time from /proc, in seconds: of a live process tree (utime + stime of
-// every descendant and the root), or of a command run to completion.
+// CPU time from /proc, in seconds: of a live process tree (the root and every
+// descendant, with the children each has reaped), or of a command run to
+// completion.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS = 100;
 
+/**
+ * A process's CPU: its own plus that of its children it has reaped (which is
+ * where an exited process's CPU goes), so sums over a tree stay right while
+ * processes in it come and go.
+ */
 function stat(pid: number): { ppid: number; cpu: number } | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / TICKS };
+    return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS };
   } catch {
     return undefined;
   }
@@ -34,11 +40,10 @@ export function treeCpu(root: number): Map<number, number> {
   return out;
 }
 
-/** CPU seconds the tree used between two snapshots (processes present in both or born since). */
+/** CPU seconds the tree used between two snapshots of it (a process that exited in between is in its parent's share). */
 export function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
-  let total = 0;
-  for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0);
-  return total;
+  const sum = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  return sum(after) - sum(before);
 }
 
 /**

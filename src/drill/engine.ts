@@ -29,8 +29,10 @@ export interface LoadOptions {
   expectStatus: number;
   /** Open loop: start this many requests per second (0: closed loop over `connections`). */
   rate?: number;
-  /** Closed loop: each connection waits this long after a response before its next request. */
+  /** Closed loop: each connection waits this long after a response before its next request... */
   thinkMs?: number;
+  /** ...or a random time between thinkMs and this (uniform), when larger. */
+  thinkMaxMs?: number;
 }
 
 /** Open loop: at most this many requests in flight; a start beyond it counts as a timeout. */
@@ -240,7 +242,9 @@ export class Engine {
       this.idle.push(c);
       return;
     }
-    const think = this.opts.thinkMs ?? 0;
+    const min = this.opts.thinkMs ?? 0;
+    const max = Math.max(min, this.opts.thinkMaxMs ?? 0);
+    const think = min + Math.random() * (max - min);
     if (think <= 0) {
       c.send(this.now());
       return;

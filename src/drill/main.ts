@@ -14,8 +14,9 @@ const USAGE = `Usage: baton drill [options] -- <server command>
   --connections=N      concurrent client connections (default 20)
   --workers=N          load threads, to use more than one core (default 1)
   --no-keepalive       one request per connection (default: keep-alive)
-  --think=MS           each connection pauses MS between a response and its next
-                       request (many mostly idle keep-alive connections, like browsers)
+  --think=MS[-MAX]     each connection pauses MS (or a random time up to MAX)
+                       between a response and its next request (many mostly
+                       idle keep-alive connections, like browsers)
   --rate=N             open loop: start N requests per second however slow the
                        answers (default: closed loop over --connections)
   --method=GET|POST    POST sends random bodies the server must echo as sha256
@@ -40,7 +41,7 @@ export async function drillMain(argv: string[]): Promise<number> {
     { name: 'workers', kind: 'integer' },
     { name: 'no-keepalive', kind: 'flag' },
     { name: 'rate', kind: 'integer' },
-    { name: 'think', kind: 'integer' },
+    { name: 'think', kind: 'string' },
     { name: 'method', kind: 'string' },
     { name: 'body-bytes', kind: 'integer' },
     { name: 'timeout', kind: 'string' },
@@ -81,10 +82,13 @@ export async function drillMain(argv: string[]): Promise<number> {
   const keepAlive = !v['no-keepalive'];
   const rate = (v.rate as number | undefined) ?? 0;
   if (rate < 0) return usage('--rate must be 0 or more requests per second');
-  const think = (v.think as number | undefined) ?? 0;
-  if (think < 0) return usage('--think must be 0 or more milliseconds');
+  const thinkSpec = /^(\d+)(?:-(\d+))?$/.exec((v.think as string | undefined) ?? '0');
+  if (!thinkSpec || Number(thinkSpec[2] ?? thinkSpec[1]) < Number(thinkSpec[1]))
+    return usage(`--think must be milliseconds, or MIN-MAX milliseconds (got ${v.think})`);
+  const think = Number(thinkSpec[1]);
+  const thinkMax = Number(thinkSpec[2] ?? think);
   const { report } = await runDrill({
-    label: `${keepAlive ? 'keep-alive' : 'no keep-alive'} ${method}, ${rate ? `${rate} req/s open loop` : `${connections} connections${think ? `, ${think} ms think time` : ''}`}`,
+    label: `${keepAlive ? 'keep-alive' : 'no keep-alive'} ${method}, ${rate ? `${rate} req/s open loop` : `${connections} connections${think || thinkMax ? `, ${thinkMax > think ? `${think}-${thinkMax}` : think} ms think time` : ''}`}`,
     command: url ? undefined : rest,
     url,
     deployCommand: v.deploy as string | undefined,
@@ -104,6 +108,7 @@ export async function drillMain(argv: string[]): Promise<number> {
       expectStatus: (v['expect-status'] as number | undefined) ?? 200,
       rate,
       thinkMs: think,
+      thinkMaxMs: thinkMax,
     },
     // One self-updating line on a terminal, one line per second otherwise.
     progress: (line) => writeSync(2, process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`),

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { HandoffError, type TakenOver, takeOver } from '../net/handoff.ts';
 import { chooseHandover, type Handover } from '../net/reuseport.ts';
+import { compileCacheDir } from '../process/compile-cache.ts';
 import { getopt } from '../start_server/getopt.ts';
 import { systemBacklog } from './listen.ts';
 import { Master } from './master.ts';
@@ -149,6 +150,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       gracefulTimeoutMs: seconds(v['graceful-timeout'] as string | undefined, 'graceful-timeout', 30) * 1000,
       backlog: int('backlog', 0) || systemBacklog(),
       handoverTimeoutMs: seconds(v['handover-timeout'] as string | undefined, 'handover-timeout', 30) * 1000,
+      compileCache: compileCacheDir(process.env.BATON_COMPILE_CACHE),
     };
     const h = (v.handover as string | undefined) ?? 'auto';
     if (!['auto', 'steer', 'migrate', 'none'].includes(h)) throw new Error(`--handover must be auto, steer, migrate or none (got ${h})`);

@@ -40,6 +40,8 @@ export interface ServeConfig {
   backlog: number;
   /** Longest wait, on stop, for another listener to take the port (reuse-port mode). */
   handoverTimeoutMs: number;
+  /** Node's compile cache for the workers (process/compile-cache.ts), or none. */
+  compileCache: string | undefined;
 }
 
 export interface HandoffConfig {
@@ -167,7 +169,12 @@ export class Master {
     };
     const child = spawn(process.execPath, [...process.execArgv, WORKER_ENTRY], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...this.fds],
-      env: { ...process.env, BATON_SERVE_WORKER: JSON.stringify(config) },
+      env: {
+        ...process.env,
+        BATON_SERVE_WORKER: JSON.stringify(config),
+        // set at start-up, the cache covers the worker's own modules as well as the app's
+        ...(this.cfg.compileCache === undefined ? {} : { NODE_COMPILE_CACHE: this.cfg.compileCache }),
+      },
     });
     const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };
     this.workers.add(w);

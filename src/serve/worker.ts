@@ -9,6 +9,7 @@
 //   in flight (graceful.ts), then exits 0; at --graceful-timeout it exits
 //   anyway, dropping what is left.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { flushCompileCacheNow } from '../process/compile-cache.ts';
 import { loadApp } from './app.ts';
 import { type Graceful, graceful } from './graceful.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
@@ -106,4 +107,8 @@ await Promise.all(
 );
 listening = true;
 if (stopping) await drainAndExit('stopped while starting');
-else send({ type: 'listening' });
+else {
+  send({ type: 'listening' });
+  // the next generation's workers can use what this one compiled, now
+  flushCompileCacheNow();
+}
