@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `start_server`: Node's compile cache first (see baton.ts), then the command.
-import { compileCacheDir, useCompileCache } from '../process/compile-cache.ts';
+import { compileCacheDir, startCompileCache } from '../process/compile-cache.ts';
 
-useCompileCache(compileCacheDir(process.env.BATON_COMPILE_CACHE));
+startCompileCache(compileCacheDir(process.env.BATON_COMPILE_CACHE));
 const { main } = await import('../start_server/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -52,7 +52,7 @@ export function compileCacheDir(wanted: string | undefined, env: NodeJS.ProcessE
 }
 
 /** Turns the cache on for this process, for the modules it loads from now on. */
-export function useCompileCache(dir: string | undefined): void {
+export function startCompileCache(dir: string | undefined): void {
   if (dir === undefined) return;
   try {
     enableCompileCache(dir);
