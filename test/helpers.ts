@@ -10,7 +10,9 @@ export const ROOT = join(import.meta.dirname, '..');
 export const START_SERVER = join(ROOT, 'src', 'cli', 'start_server.ts');
 export const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
 
-export { freePort } from '../src/net/free-port.ts';
+import { freePort } from '../src/net/free-port.ts';
+
+export { freePort };
 
 /** Whether a command is on PATH (for tests that need a real peer). */
 export function have(bin: string): boolean {
@@ -137,4 +139,36 @@ export function childProcesses(ppid: number): Array<{ pid: number; state: string
     }
   }
   return out;
+}
+
+/**
+ * `baton serve APP` (2 workers) under our start_server with --ready-notify,
+ * started the way a user starts it, from a shell script that sets the
+ * open-files limit. Resolves once it serves.
+ */
+export async function superviseServe(
+  t: { after: (fn: () => void) => void },
+  app: string,
+  o: { nofile?: number; serveArgs?: string[] } = {},
+): Promise<{ s: Running; port: number; url: string; deploysDone: () => number; hup: () => void }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/`;
+  const serveArgs = (o.serveArgs ?? ['--max-workers=2']).map((a) => `'${a}'`).join(' ');
+  const s = runCommand(
+    t,
+    'sh',
+    [
+      '-c',
+      `ulimit -n ${o.nofile ?? 16384} && exec "$NODE" ${START_SERVER} --ready-notify --port=127.0.0.1:${port} -- "$NODE" ${BATON} serve ${app} ${serveArgs}`,
+    ],
+    { env: { NODE: process.execPath } },
+  );
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
+  return {
+    s,
+    port,
+    url,
+    deploysDone: () => (s.stderr().match(/new worker is now running/g) ?? []).length,
+    hup: () => process.kill(s.child.pid as number, 'SIGHUP'),
+  };
 }

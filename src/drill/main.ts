@@ -25,6 +25,7 @@ const USAGE = `Usage: baton drill [options] -- <server command>
   --expect-status=N    (default 200)
   --path=/p            request path with a server command (default /)
   --duration=SECS      keep the load on this long in all (default: until 2 s after the last deploy)
+                       INT or TERM ends the drill early, with its report
   --json=FILE          also write the report as JSON
   --html=FILE          also write a self-contained HTML report with a timeline chart
 `;
@@ -87,6 +88,11 @@ export async function drillMain(argv: string[]): Promise<number> {
     return usage(`--think must be milliseconds, or MIN-MAX milliseconds (got ${v.think})`);
   const think = Number(thinkSpec[1]);
   const thinkMax = Number(thinkSpec[2] ?? think);
+  // INT/TERM end the drill early, with its report (a long soak stopped by hand).
+  const early = new AbortController();
+  const stop = () => early.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   const { report } = await runDrill({
     label: `${keepAlive ? 'keep-alive' : 'no keep-alive'} ${method}, ${rate ? `${rate} req/s open loop` : `${connections} connections${think || thinkMax ? `, ${thinkMax > think ? `${think}-${thinkMax}` : think} ms think time` : ''}`}`,
     command: url ? undefined : rest,
@@ -99,6 +105,7 @@ export async function drillMain(argv: string[]): Promise<number> {
     cooldownMs: 2000,
     durationMs: duration === undefined ? undefined : duration * 1000,
     workers,
+    signal: early.signal,
     load: {
       connections,
       keepAlive,

@@ -26,6 +26,22 @@ export interface DrillOptions {
   /** Load threads (default 1). */
   workers?: number;
   progress?: (line: string) => void;
+  /** Ends the drill early (no more deploys, load stopped), still with a report. */
+  signal?: AbortSignal;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+  });
 }
 
 /** Follows start_server's log: when did each deploy's old generation exit? */
@@ -114,24 +130,24 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
         `${o.label}: ${secs.toFixed(0)} s, ${Math.round(p.requests / secs)} req/s, ${p.failed} failed, ${done}/${o.deploys} deploys`,
       );
     }, 1000);
-    await sleep(o.warmupMs);
-    for (let i = 1; i <= o.deploys; i++) {
+    await pause(o.warmupMs, o.signal);
+    for (let i = 1; i <= o.deploys && !o.signal?.aborted; i++) {
       if (supervisor && tracker) {
         tracker.trigger(i);
         supervisor.kill('SIGHUP');
-        await sleep(o.everyMs);
+        await pause(o.everyMs, o.signal);
       } else {
         const at = performance.now() - t0;
         await new Promise<void>((resolve) =>
           spawn('sh', ['-c', o.deployCommand as string], { stdio: 'ignore' }).on('close', () => resolve()),
         );
         deploys.push({ index: i, at, durationMs: performance.now() - t0 - at });
-        await sleep(Math.max(0, o.everyMs - (performance.now() - t0 - at)));
+        await pause(Math.max(0, o.everyMs - (performance.now() - t0 - at)), o.signal);
       }
       done = i;
     }
     const elapsed = performance.now() - t0;
-    await sleep(o.durationMs === undefined ? o.cooldownMs : Math.max(0, o.durationMs - elapsed));
+    await pause(o.durationMs === undefined ? o.cooldownMs : Math.max(0, o.durationMs - elapsed), o.signal);
     const { recording, cpuSeconds } = await client.stop();
     clearInterval(progress);
     const seconds = (performance.now() - t0) / 1000;

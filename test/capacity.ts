@@ -1,0 +1,57 @@
+// What this machine serves, measured rather than assumed: a load test first
+// measures the server it is about to load, with the same client and on the
+// same cores, then offers a share of it. A fixed absolute load is an
+// overload test on a machine three times slower.
+import { LoadClient, type LoadOptions } from '../src/drill/client.ts';
+
+export interface Capacity {
+  /** Requests per second over 20 keep-alive connections, closed loop. */
+  keepAlive: number;
+  /** Requests per second with a new connection each, 20 at a time, closed loop. */
+  newConnections: number;
+}
+
+async function rate(url: string, keepAlive: boolean, seconds: number): Promise<number> {
+  const opts: LoadOptions = { url, connections: 20, keepAlive, method: 'GET', bodyBytes: 0, timeoutMs: 10_000, expectStatus: 200 };
+  const client = new LoadClient(opts);
+  const t0 = await client.start();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const { recording } = await client.stop();
+  if (recording.failed > 0)
+    throw new Error(`measuring capacity: ${recording.failed} requests failed (${JSON.stringify(recording.failures[0])})`);
+  return recording.requests / ((performance.now() - t0) / 1000);
+}
+
+/** Closed-loop throughput of the server at `url`, with and without keep-alive. */
+export async function measureCapacity(url: string, seconds = 2): Promise<Capacity> {
+  return { keepAlive: await rate(url, true, seconds), newConnections: await rate(url, false, seconds) };
+}
+
+/**
+ * Hot deploys one after another, each once the previous one is done (as a
+ * pipeline that waits for its deploy would), at least `minGapMs` apart.
+ * `trigger` starts one; `done()` counts those completed so far.
+ */
+export async function deploySeries(o: {
+  count: number;
+  trigger: () => void;
+  done: () => number;
+  minGapMs: number;
+  /** Give up on a deploy that takes longer than this. */
+  eachTimeoutMs: number;
+}): Promise<number[]> {
+  const took: number[] = [];
+  for (let i = 0; i < o.count; i++) {
+    const before = o.done();
+    const t = performance.now();
+    o.trigger();
+    while (o.done() <= before) {
+      if (performance.now() - t > o.eachTimeoutMs) throw new Error(`deploy ${i + 1} of ${o.count} not done after ${o.eachTimeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    took.push(performance.now() - t);
+    const rest = o.minGapMs - (performance.now() - t);
+    if (rest > 0) await new Promise((r) => setTimeout(r, rest));
+  }
+  return took;
+}
