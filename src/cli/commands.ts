@@ -1,5 +1,5 @@
 // The `baton` command: one entry point for every component.
-import { writeSync } from 'node:fs';
+import { logLine, writeErr, writeOut } from '../process/log.ts';
 import { getopt } from '../start_server/getopt.ts';
 import { main as startServer } from '../start_server/main.ts';
 import { formatServerStatus, readServerStatus } from '../start_server/status.ts';
@@ -19,7 +19,7 @@ Commands:
 `;
 
 function fail(message: string, code: number): number {
-  writeSync(2, `baton: ${message}\n`);
+  logLine(`baton: ${message}`);
   return code;
 }
 
@@ -34,7 +34,7 @@ async function status(argv: string[]): Promise<number> {
   if (!statusFile) return fail('status needs --status-file (the one given to start_server)', 1);
   try {
     const s = readServerStatus(values['pid-file'] as string | undefined, statusFile);
-    writeSync(1, values.json ? `${JSON.stringify(s)}\n` : formatServerStatus(s));
+    writeOut(values.json ? `${JSON.stringify(s)}\n` : formatServerStatus(s));
     return s.workers.some((w) => w.alive) ? 0 : 3;
   } catch (e) {
     return fail(`cannot read status: ${(e as Error).message} (is start_server running with --status-file=${statusFile}?)`, 3);
@@ -55,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'doctor': {
       const { doctorReport } = await import('../net/doctor.ts');
       const { lines, ok } = doctorReport();
-      writeSync(1, `${lines.join('\n')}\n`);
+      writeOut(`${lines.join('\n')}\n`);
       return ok ? 0 : 1;
     }
     case 'reuseport-exec': {
@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      writeSync(command === undefined ? 2 : 1, USAGE);
+      (command === undefined ? writeErr : writeOut)(USAGE);
       return command === undefined ? 1 : 0;
     default:
       return fail(`unknown command "${command}" (try: baton help)`, 1);

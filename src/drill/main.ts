@@ -1,6 +1,7 @@
 // `baton drill`: hot-deploy a server repeatedly under load and report every
 // failed request. Exit status 0 only when nothing failed.
-import { writeFileSync, writeSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { writeErr, writeOut } from '../process/log.ts';
 import { getopt } from '../start_server/getopt.ts';
 import { renderHtml } from './html.ts';
 import { formatReport } from './report.ts';
@@ -56,11 +57,11 @@ export async function drillMain(argv: string[]): Promise<number> {
     { name: 'help', kind: 'flag' },
   ]);
   const usage = (msg: string) => {
-    writeSync(2, `baton drill: ${msg}\n${USAGE}`);
+    writeErr(`baton drill: ${msg}\n${USAGE}`);
     return 1;
   };
   if (v.help) {
-    writeSync(1, USAGE);
+    writeOut(USAGE);
     return 0;
   }
   if (errors.length) return usage(errors[0] as string);
@@ -118,10 +119,10 @@ export async function drillMain(argv: string[]): Promise<number> {
       thinkMaxMs: thinkMax,
     },
     // One self-updating line on a terminal, one line per second otherwise.
-    progress: (line) => writeSync(2, process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`),
+    progress: (line) => writeErr(process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`),
   });
-  if (process.stderr.isTTY) writeSync(2, '\n');
-  writeSync(1, formatReport(report));
+  if (process.stderr.isTTY) writeErr('\n');
+  writeOut(formatReport(report));
   if (v.json) writeFileSync(v.json as string, `${JSON.stringify(report, null, 2)}\n`);
   if (v.html) writeFileSync(v.html as string, renderHtml([report]));
   return report.failed === 0 ? 0 : 2;

@@ -15,12 +15,12 @@
 // - Every other signal is passed on as is. We reap every child (we may be a
 //   container's PID 1) and exit with the command's status (128+n for signal n).
 // - Nothing is written to stdout; it belongs to the command.
-import { writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ExitCodeError } from '../errors.ts';
 import { native } from '../net/native.ts';
 import { chooseHandover, type Handover, handOverPort, joinReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
 import { sdNotify } from '../net/sd-notify.ts';
+import { logger, writeOut } from '../process/log.ts';
 import { systemBacklog } from '../serve/listen.ts';
 import { getopt } from '../start_server/getopt.ts';
 import { Inbox } from '../start_server/inbox.ts';
@@ -57,9 +57,7 @@ const PASSED_ON = ['HUP', 'USR1', 'USR2', 'WINCH', 'TTIN', 'TTOU', 'ALRM', 'PWR'
 const LISTEN_PID_SHIM = ['/bin/sh', '-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', NAME];
 
 /** Generations interleave in one log: each line says whose it is. */
-function log(line: string): void {
-  writeSync(2, `${NAME}[${process.pid}]: ${line}\n`);
-}
+const log = logger(`${NAME}[${process.pid}]: `);
 
 interface Options {
   host: string;
@@ -132,7 +130,7 @@ async function join(o: Options, cancelled: () => boolean): Promise<ReuseportGrou
 
 export async function reuseportExecMain(argv: string[]): Promise<number> {
   if (argv[0] === '--help' || argv[0] === '-h') {
-    writeSync(1, REUSEPORT_EXEC_USAGE);
+    writeOut(REUSEPORT_EXEC_USAGE);
     return 0;
   }
   // Queue signals from the start: a default-action TERM while we join would

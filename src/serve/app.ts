@@ -9,6 +9,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { isAbsolute, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { logLine } from '../process/log.ts';
 
 type FetchHandler = (request: Request) => Response | Promise<Response>;
 
@@ -53,7 +54,7 @@ export function fetchListener(handler: FetchHandler): RequestListener {
       .then(() => handler(toRequest(req)))
       .then((response) => writeResponse(response, res))
       .catch((err: unknown) => {
-        process.stderr.write(`baton serve: the app's fetch handler failed on ${req.method} ${req.url}: ${(err as Error)?.stack ?? err}\n`);
+        logLine(`baton serve: the app's fetch handler failed on ${req.method} ${req.url}: ${(err as Error)?.stack ?? err}`);
         if (!res.headersSent) {
           res.statusCode = 500;
           res.setHeader('Content-Type', 'text/plain');

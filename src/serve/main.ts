@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { HandoffError, type TakenOver, takeOver } from '../net/handoff.ts';
 import { chooseHandover, type Handover } from '../net/reuseport.ts';
 import { compileCacheDir } from '../process/compile-cache.ts';
+import { logger, writeOut } from '../process/log.ts';
 import { getopt } from '../start_server/getopt.ts';
 import { systemBacklog } from './listen.ts';
 import { Master } from './master.ts';
@@ -58,6 +59,7 @@ function seconds(v: string | undefined, name: string, dflt: number): number {
 }
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP'] as const;
+const log = logger('baton serve: ');
 /** Below this many open files per process, a busy worker runs out (one fd per connection). */
 const LOW_NOFILE = 4096;
 
@@ -114,11 +116,11 @@ export async function serveMain(argv: string[]): Promise<number> {
     { name: 'help', kind: 'flag' },
   ]);
   const fail = (msg: string, code = 1) => {
-    process.stderr.write(`baton serve: ${msg}\n`);
+    log(msg);
     return code;
   };
   if (v.help) {
-    process.stdout.write(SERVE_USAGE);
+    writeOut(SERVE_USAGE);
     return 0;
   }
   if (errors.length) return fail(`${errors[0]} (see baton serve --help)`);
@@ -158,7 +160,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   } catch (e) {
     return fail((e as Error).message);
   }
-  warnLowOpenFilesLimit((m) => process.stderr.write(`baton serve: ${m}\n`));
+  warnLowOpenFilesLimit(log);
   let sockets: AcquiredSockets;
   const handoffPath = v.handoff as string | undefined;
   const allowUid = v['handoff-uid'] as number | undefined;
@@ -181,9 +183,9 @@ export async function serveMain(argv: string[]): Promise<number> {
             reusePort: v['reuse-port'] === true,
             handover,
           },
-          (m) => process.stderr.write(`baton serve: ${m}\n`),
+          log,
         );
-    process.stderr.write(`baton serve: ${cfg.app} on ${sockets.description}\n`);
+    log(`${cfg.app} on ${sockets.description}`);
   } catch (e) {
     if (e instanceof BindError) return fail(e.message, e.exitCode);
     throw e;

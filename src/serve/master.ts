@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { HandoffOffer, type TakenOver } from '../net/handoff.ts';
 import { handOverPort, type ReuseportGroupMember } from '../net/reuseport.ts';
 import { sdNotify } from '../net/sd-notify.ts';
+import { logger } from '../process/log.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
 
 const WORKER_ENTRY = join(import.meta.dirname, `worker${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
@@ -65,7 +66,7 @@ interface Worker {
   listened: boolean;
 }
 
-const log = (line: string) => process.stderr.write(`baton serve: ${line}\n`);
+const log = logger('baton serve: ');
 
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ? `killed by ${signal}` : `exited with code ${code}`;

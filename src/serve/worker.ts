@@ -8,20 +8,39 @@
 // - Once stopping, the worker accepts nothing new and finishes every request
 //   in flight (graceful.ts), then exits 0; at --graceful-timeout it exits
 //   anyway, dropping what is left.
+// - Nothing about logging or the master can crash it: its own lines never
+//   throw (process/log.ts), the app's writes to a failing stdout or stderr
+//   (a full disk, /dev/full, a dead log pipe) are dropped, and a message to
+//   a master that is gone is dropped too (the worker then drains and exits).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { flushCompileCacheNow } from '../process/compile-cache.ts';
+import { logger } from '../process/log.ts';
 import { loadApp } from './app.ts';
 import { type Graceful, graceful } from './graceful.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
 
 const config = JSON.parse(process.env.BATON_SERVE_WORKER as string) as WorkerConfig;
+const log = logger('baton serve: ');
 let stopping = false;
 /** Set once every server listens; a stop before that is acted on then. */
 let listening = false;
 const servers: Array<{ server: Server; drain: Graceful; fd: number }> = [];
 
 function send(message: WorkerMessage): void {
-  if (process.connected) process.send?.(message);
+  // EPIPE when the master has just gone: its 'disconnect' stops us anyway
+  if (process.connected) process.send?.(message, undefined, undefined, () => {});
+}
+
+// A write error on the app's stdout or stderr would otherwise be an
+// uncaught 'error' event. The stream is done for after one; say so once.
+for (const [name, stream] of [
+  ['stdout', process.stdout],
+  ['stderr', process.stderr],
+] as const) {
+  stream.once('error', (err: NodeJS.ErrnoException) => {
+    log(`worker ${process.pid}: the app's ${name} failed (${err.code ?? err.message}); its output is dropped from now on`);
+    stream.on('error', () => {});
+  });
 }
 
 async function stop(why: string): Promise<void> {
@@ -42,15 +61,13 @@ function warnAccept(err: NodeJS.ErrnoException): void {
   if (now - acceptWarnedAt < 10_000) return;
   acceptWarnedAt = now;
   const hint = err.code === 'EMFILE' || err.code === 'ENFILE' ? ' (out of file descriptors: raise the open-files limit)' : '';
-  process.stderr.write(
-    `baton serve: worker ${process.pid}: accept failed: ${err.code}${hint}; ${acceptErrors} so far, connections dropped\n`,
-  );
+  log(`worker ${process.pid}: accept failed: ${err.code}${hint}; ${acceptErrors} so far, connections dropped`);
 }
 
 async function drainAndExit(why: string): Promise<void> {
   const results = await Promise.all(servers.map((s) => s.drain.shutdown()));
   if (results.includes('timeout')) {
-    process.stderr.write(`baton serve: worker ${process.pid} (${why}) dropped connections still open at --graceful-timeout\n`);
+    log(`worker ${process.pid} (${why}) dropped connections still open at --graceful-timeout`);
   }
   process.exit(0);
 }

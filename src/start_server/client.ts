@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCodeError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
 import { readStatusGenerations } from './files.ts';
-import { log } from './log.ts';
+import { logLine as log } from '../process/log.ts';
 import { processAlive } from './process-alive.ts';
 
 export class ClientError extends ExitCodeError {

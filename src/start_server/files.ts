@@ -4,6 +4,7 @@
 import { closeSync, constants, ftruncateSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { ExitCodeError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
+import { logLine as log } from '../process/log.ts';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
@@ -41,7 +42,7 @@ export function acquirePidFile(path: string, pid: number): PidFile {
       try {
         unlinkSync(path);
       } catch (e) {
-        process.stderr.write(`failed to unlink file:${path}:${(e as Error).message}\n`);
+        log(`failed to unlink file:${path}:${(e as Error).message}`);
       }
       closeSync(fd);
     },

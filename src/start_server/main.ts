@@ -1,7 +1,7 @@
 // The start_server command: parse, then act in upstream's order (help,
 // version, restart, stop, start), and turn every failure into one line on
 // stderr and a documented exit code.
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { ExitCodeError, errnoExit } from '../errors.ts';
 import { closeListeners, type Listener, openListeners } from '../net/listeners.ts';
 import { native } from '../net/native.ts';
@@ -10,7 +10,7 @@ import { restartServer, stopServer } from './client.ts';
 import { loadEnvdir } from './envdir.ts';
 import { acquirePidFile } from './files.ts';
 import { Inbox } from './inbox.ts';
-import { log } from './log.ts';
+import { logLine as log, writeOut } from '../process/log.ts';
 import { HELP, parseArgs, type StartServerOptions, UsageError } from './options.ts';
 import { spawnProcess } from './spawn.ts';
 import { HANDLED_SIGNALS, Supervisor } from './supervisor.ts';
@@ -110,10 +110,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     const action = parseArgs(argv);
     switch (action.kind) {
       case 'help':
-        writeSync(1, HELP);
+        writeOut(HELP);
         return 0;
       case 'version':
-        writeSync(1, `${COMPAT_VERSION}\n`);
+        writeOut(`${COMPAT_VERSION}\n`);
         return 0;
       case 'restart':
         await restartServer(action.pidFile, action.statusFile);

@@ -20,7 +20,7 @@ import { native } from '../net/native.ts';
 import { loadEnvdir, perlTrue } from './envdir.ts';
 import { writeStatusFile } from './files.ts';
 import type { Exit, Inbox } from './inbox.ts';
-import { log } from './log.ts';
+import { logLine as log } from '../process/log.ts';
 import type { StartServerOptions } from './options.ts';
 import { signalNumber } from './signals.ts';
 import { devNullFd, type SpawnError, spawnProcess } from './spawn.ts';

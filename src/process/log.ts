@@ -1,0 +1,65 @@
+// The log lines of baton's own processes, on stderr (stdout belongs to the
+// app or the children). A log destination that fails (a full disk,
+// /dev/full, a log pipe whose reader died) must never cost a request or a
+// deploy: a line that cannot be written is dropped and counted, never
+// thrown, and the first line written once it works again is preceded by one
+// saying how many were lost and why.
+//
+// Lines are written whole and synchronously to fd 2, so they keep their
+// order with the children's output and survive a dup2 of fd 2 onto
+// --log-file.
+import { writeSync } from 'node:fs';
+
+/** A pipe someone else made non-blocking may be full for a moment: wait this long for it. */
+const PIPE_WAIT_MS = 100;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+let dropped = 0;
+let why = '';
+
+function write(fd: number, text: string): boolean {
+  let buf = Buffer.from(text);
+  let waited = 0;
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(writeSync(fd, buf));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+      if (code === 'EAGAIN' && waited < PIPE_WAIT_MS) {
+        Atomics.wait(pause, 0, 0, 5);
+        waited += 5;
+        continue;
+      }
+      why = code;
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Writes one line to stderr, or counts it as dropped. Never throws. */
+export function logLine(line: string): void {
+  if (dropped > 0) {
+    if (!write(2, `(${dropped} earlier log line${dropped > 1 ? 's' : ''} dropped: ${why})\n`)) {
+      dropped++;
+      return;
+    }
+    dropped = 0;
+  }
+  if (!write(2, `${line}\n`)) dropped++;
+}
+
+/** A logger whose lines start with `prefix`. */
+export function logger(prefix: string): (line: string) => void {
+  return (line) => logLine(`${prefix}${line}`);
+}
+
+/** Output a command was asked for (help, a report) on stdout; a closed pipe (`| head`) is not an error. */
+export function writeOut(text: string): void {
+  write(1, text);
+}
+
+/** Text on stderr as it is (a progress line); dropped, never thrown, when stderr fails. */
+export function writeErr(text: string): void {
+  write(2, text);
+}
