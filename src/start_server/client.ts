@@ -5,8 +5,8 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCodeError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
-import { readStatusGenerations } from './files.ts';
 import { logLine as log } from '../process/log.ts';
+import { readStatusGenerations } from './files.ts';
 import { processAlive } from './process-alive.ts';
 
 export class ClientError extends ExitCodeError {
