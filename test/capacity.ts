@@ -26,32 +26,3 @@ async function rate(url: string, keepAlive: boolean, seconds: number): Promise<n
 export async function measureCapacity(url: string, seconds = 2): Promise<Capacity> {
   return { keepAlive: await rate(url, true, seconds), newConnections: await rate(url, false, seconds) };
 }
-
-/**
- * Hot deploys one after another, each once the previous one is done (as a
- * pipeline that waits for its deploy would), at least `minGapMs` apart.
- * `trigger` starts one; `done()` counts those completed so far.
- */
-export async function deploySeries(o: {
-  count: number;
-  trigger: () => void;
-  done: () => number;
-  minGapMs: number;
-  /** Give up on a deploy that takes longer than this. */
-  eachTimeoutMs: number;
-}): Promise<number[]> {
-  const took: number[] = [];
-  for (let i = 0; i < o.count; i++) {
-    const before = o.done();
-    const t = performance.now();
-    o.trigger();
-    while (o.done() <= before) {
-      if (performance.now() - t > o.eachTimeoutMs) throw new Error(`deploy ${i + 1} of ${o.count} not done after ${o.eachTimeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    took.push(performance.now() - t);
-    const rest = o.minGapMs - (performance.now() - t);
-    if (rest > 0) await new Promise((r) => setTimeout(r, rest));
-  }
-  return took;
-}

@@ -55,24 +55,42 @@ export function parseAb(out: string): LoadResult {
   return { tool: 'ab', requests, failures: failed + non2xx, detail: `failed ${failed}, non-2xx ${non2xx}`, output: out };
 }
 
-/** wrk for `seconds`: keep-alive unless `close` is set. */
-export function wrk(url: string, seconds: number, connections: number, close = false) {
-  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...(close ? ['-H', 'Connection: close'] : []), url];
-  const run = runTool('wrk', args);
-  return { result: run.done.then(parseWrk), stop: run.stop };
+/** A load running until stopped; stop() resolves to what it counted. */
+export interface Load {
+  stop(): Promise<LoadResult>;
 }
 
-/** ab -r for `seconds` (no keep-alive), at most `limit` requests. */
-export function ab(url: string, seconds: number, connections: number, limit = 5_000_000) {
-  const run = runTool('ab', ['-r', '-q', '-s', '5', `-c${connections}`, `-t${seconds}`, `-n${limit}`, url]);
-  return { result: run.done.then(parseAb), stop: run.stop };
+/** Longest a load may run unstopped: a test that forgets to stop one still ends. */
+const MAX_SECONDS = 600;
+
+/** wrk with `connections` keep-alive connections (each request closing its own with `close`). */
+export function wrk(url: string, connections: number, close = false): Load {
+  const args = ['-t2', `-c${connections}`, `-d${MAX_SECONDS}s`, '--timeout', '5s', ...(close ? ['-H', 'Connection: close'] : []), url];
+  const run = runTool('wrk', args);
+  return {
+    stop: () => {
+      run.stop();
+      return run.done.then(parseWrk);
+    },
+  };
+}
+
+/** ab -r (no keep-alive) with `connections` at a time, at most `limit` requests. */
+export function ab(url: string, connections: number, limit = 5_000_000): Load {
+  const run = runTool('ab', ['-r', '-q', '-s', '5', `-c${connections}`, `-t${MAX_SECONDS}`, `-n${limit}`, url]);
+  return {
+    stop: () => {
+      run.stop();
+      return run.done.then(parseAb);
+    },
+  };
 }
 
 /**
  * The drill's own client as a load: counts hung requests too, and checks POST
  * bodies. Resolves once the load runs; stop() waits for the requests in flight.
  */
-export async function drillLoad(options: LoadOptions): Promise<{ stop: () => Promise<LoadResult> }> {
+export async function drillLoad(options: LoadOptions): Promise<Load> {
   const client = new LoadClient(options);
   await client.start();
   return {

@@ -17,6 +17,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, ROOT, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 import { ab, type LoadResult, wrk } from '../load.ts';
+import { swapUnderLoad } from '../swap.ts';
 import { CONTAINER_CLI, hostNetCommand, seedCommand, setUpContainers, tearDownContainers } from './podman.ts';
 
 const SWAPS = 10;
@@ -45,11 +46,11 @@ async function seedRun(
   client: 'ab' | 'wrk',
 ): Promise<{ result: LoadResult; log: string }> {
   const port = await freePort();
-  return swapUnderLoad(t, port, seedCommand(env, '/app/busy-app.js', port, [`--handover=${handover}`]), client);
+  return swapContainers(t, port, seedCommand(env, '/app/busy-app.js', port, [`--handover=${handover}`]), client);
 }
 
-/** start_server with `command`, HUPed SWAPS times about 1 s apart under load. */
-async function swapUnderLoad(
+/** start_server with `command`, HUPed SWAPS times under load, each once start_server took the previous container (--interval). */
+async function swapContainers(
   t: Parameters<typeof runCommand>[0],
   port: number,
   command: string[],
@@ -58,13 +59,15 @@ async function swapUnderLoad(
   const s = runCommand(t, process.execPath, [START_SERVER, ...command], { env });
   const url = `http://127.0.0.1:${port}/`;
   await waitFor('first container serving', async () => (await fetch(url).catch(() => undefined))?.ok, 30_000);
-  const load = client === 'ab' ? ab(url, SWAPS * 1.1 + 4, 20, 100_000) : wrk(url, Math.ceil(SWAPS * 1.1) + 4, 50);
-  await sleep(1000);
-  for (let i = 0; i < SWAPS; i++) {
-    s.child.kill('SIGHUP');
-    await sleep(1100);
-  }
-  const result = await load.result;
+  const { result } = await swapUnderLoad({
+    load: () => (client === 'ab' ? ab(url, 20, 100_000) : wrk(url, 50)),
+    deploy: () => s.child.kill('SIGHUP'),
+    done: () => (s.stderr().match(/new worker is now running/g) ?? []).length,
+    count: SWAPS,
+    gapMs: 100,
+    warmupMs: 1000,
+    cooldownMs: 1000,
+  });
   s.child.kill('SIGTERM');
   await s.exited;
   return { result, log: s.stderr() };
@@ -93,7 +96,7 @@ test(`start_server -- ${cli} run --net=host IMAGE baton reuseport-exec -- <a ser
   if (unavailable) return t.skip(unavailable);
   const port = await freePort();
   const exec = ['reuseport-exec', '--host=127.0.0.1', `--port=${port}`, '--handover-timeout=5', '--', 'node', '/app/plain-server.js'];
-  const { result, log } = await swapUnderLoad(t, port, hostNetCommand(env, exec), 'ab');
+  const { result, log } = await swapContainers(t, port, hostNetCommand(env, exec), 'ab');
   const deploys = (log.match(/new worker is now running/g) ?? []).length;
   const handed = (log.match(/handed 127\.0\.0\.1:\d+ over \(cbpf\); sent TERM to node/g) ?? []).length;
   t.diagnostic(
@@ -136,7 +139,7 @@ test(`--handoff between containers without host networking: ${SWAPS / 2} handoff
     { env },
   );
   await waitFor('host instance serving', async () => (await fetch(url).catch(() => undefined))?.ok, 15_000);
-  const load = ab(url, 120, 20);
+  const load = ab(url, 20);
   const names: string[] = [];
   for (let i = 0; i < SWAPS / 2; i++) {
     const name = `baton-handoff-${process.pid}-${i}`;
@@ -168,8 +171,7 @@ test(`--handoff between containers without host networking: ${SWAPS / 2} handoff
     await sleep(500);
   }
   assert.match(await (await fetch(url)).text(), /^hello from a container\n$/);
-  load.stop();
-  const r = await load.result;
+  const r = await load.stop();
   spawnSync(cli, ['stop', '-t', '10', names.at(-1) as string], { env });
   await current.exited;
   t.diagnostic(

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/net/native.ts';
 import { BATON, freePort, have, ROOT, run, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 import { ab, type LoadResult, wrk } from '../load.ts';
+import { swapUnderLoad } from '../swap.ts';
 
 const BUSY_PSGI = join(ROOT, 'test', 'fixtures', 'busy-app.psgi');
 const LISTEN_FDS_SERVER = join(ROOT, 'test', 'fixtures', 'listen-fds-server.py');
@@ -34,10 +35,13 @@ function starletBehind(port: number, extra: string[]): string[] {
   ];
 }
 
-/** start_server swapping reuseport-exec'd Starlet generations every `everyMs` under load. */
-async function swapUnderLoad(
+/**
+ * start_server swapping reuseport-exec'd Starlet generations under load: each
+ * HUP once the previous generation is up, or (a storm) every `stormGapMs`.
+ */
+async function swapStarlets(
   t: Parameters<typeof run>[0],
-  opts: { handover: string; client: 'ab' | 'wrk'; everyMs: number; readyNotify?: boolean },
+  opts: { handover: string; client: 'ab' | 'wrk'; readyNotify?: boolean; stormGapMs?: number },
 ): Promise<{ result: LoadResult; log: string }> {
   const port = await freePort();
   const s = run(t, START_SERVER, [
@@ -48,19 +52,17 @@ async function swapUnderLoad(
   ]);
   const url = `http://127.0.0.1:${port}/`;
   await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
-  // runs until every old generation has handed over (a storm queues HUPs), then stopped
-  const load = opts.client === 'ab' ? ab(url, 120, 20) : wrk(url, 120, 50);
-  await sleep(1000);
-  for (let i = 0; i < SWAPS; i++) {
-    s.child.kill('SIGHUP');
-    await sleep(opts.everyMs);
-  }
-  await waitFor('every old generation handed over', () => handovers(s.stderr(), opts.handover) >= SWAPS, 60_000).catch((e) => {
+  // runs until every old generation has handed over, then stopped
+  const { result } = await swapUnderLoad({
+    load: () => (opts.client === 'ab' ? ab(url, 20) : wrk(url, 50)),
+    deploy: () => s.child.kill('SIGHUP'),
+    done: opts.stormGapMs ? undefined : () => (s.stderr().match(/new worker is now running/g) ?? []).length,
+    gapMs: opts.stormGapMs,
+    count: SWAPS,
+    settled: () => handovers(s.stderr(), opts.handover) >= SWAPS,
+  }).catch((e) => {
     throw new Error(`${(e as Error).message}\n${s.stderr()}`);
   });
-  await sleep(1000);
-  load.stop();
-  const result = await load.result;
   s.child.kill('SIGTERM');
   await s.exited;
   return { result, log: s.stderr() };
@@ -77,7 +79,7 @@ for (const client of ['ab', 'wrk'] as const) {
     skip: noStarlet || (have(client) ? false : `missing ${client}`),
     timeout: 90_000,
   }, async (t) => {
-    const { result, log } = await swapUnderLoad(t, { handover: 'cbpf', client, everyMs: 1200 });
+    const { result, log } = await swapStarlets(t, { handover: 'cbpf', client });
     t.diagnostic(
       `${client}: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${handovers(log, 'cbpf')} handovers`,
     );
@@ -91,7 +93,7 @@ test('control: the same Starlet swaps with --handover=none reset queued connecti
   skip: noStarlet || (have('ab') ? false : 'missing ab'),
   timeout: 90_000,
 }, async (t) => {
-  const { result } = await swapUnderLoad(t, { handover: 'none', client: 'ab', everyMs: 1200 });
+  const { result } = await swapStarlets(t, { handover: 'none', client: 'ab' });
   t.diagnostic(`control ab: ${result.requests} requests, ${result.failures} failed (${result.detail})`);
   assert.ok(result.failures > 0, `a plain close must lose queued connections: ${result.detail}`);
 });
@@ -100,7 +102,7 @@ test(`overlapping generations: ${SWAPS} HUPs 0.3 s apart (start_server --ready-n
   skip: noStarlet || (have('ab') ? false : 'missing ab'),
   timeout: 150_000,
 }, async (t) => {
-  const { result, log } = await swapUnderLoad(t, { handover: 'cbpf', client: 'ab', everyMs: 300, readyNotify: true });
+  const { result, log } = await swapStarlets(t, { handover: 'cbpf', client: 'ab', stormGapMs: 300, readyNotify: true });
   t.diagnostic(`storm ab: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${handovers(log, 'cbpf')} handovers`);
   assert.ok(handovers(log, 'cbpf') >= SWAPS, log.slice(-3000));
   assert.equal(result.failures, 0, `${result.detail}\n${log.slice(-3000)}`);

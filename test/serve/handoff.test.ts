@@ -9,18 +9,18 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BATON, freePort, have, ROOT, run, runCommand, tempDir, waitFor } from '../helpers.ts';
-import { ab, drillLoad } from '../load.ts';
+import { ab, drillLoad, type Load, type LoadResult } from '../load.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 const SWAPS = 8;
 
 /** Starts an instance, then hands over SWAPS times while `during` runs; stops the last one after. */
-async function chain<T>(
+async function chain(
   t: Parameters<typeof run>[0],
   sock: string,
   port: number,
-  during: () => { stop: () => Promise<T> } | Promise<{ stop: () => Promise<T> }>,
-): Promise<{ handed: number; result: T }> {
+  during: () => Load | Promise<Load>,
+): Promise<{ handed: number; result: LoadResult }> {
   let current = run(t, BATON, ['serve', APP, '--host=127.0.0.1', `--port=${port}`, '--max-workers=2', `--handoff=${sock}`]);
   await waitFor('first instance serving', async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.ok, 15_000);
   const load = await during();
@@ -45,15 +45,7 @@ async function chain<T>(
 test(`${SWAPS} handoffs under ab (no keep-alive): 0 failed`, { skip: have('ab') ? false : 'missing ab', timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
   const port = await freePort();
-  const { handed, result: r } = await chain(t, join(dir, 'h.sock'), port, () => {
-    const load = ab(`http://127.0.0.1:${port}/`, 60, 20);
-    return {
-      stop: () => {
-        load.stop();
-        return load.result;
-      },
-    };
-  });
+  const { handed, result: r } = await chain(t, join(dir, 'h.sock'), port, () => ab(`http://127.0.0.1:${port}/`, 20));
   t.diagnostic(`ab: ${r.requests} requests, ${r.failures} failed (${r.detail}), ${handed} handoffs`);
   assert.equal(handed, SWAPS);
   assert.ok(r.requests > 1000, r.output);

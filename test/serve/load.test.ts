@@ -13,8 +13,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deploySeries, measureCapacity } from '../capacity.ts';
+import { measureCapacity } from '../capacity.ts';
 import { BATON, childProcesses, ROOT, run, superviseServe, tempDir, waitFor } from '../helpers.ts';
+import { deploySeries } from '../swap.ts';
 
 const APP = join(ROOT, 'examples', 'formats', 'plain.ts');
 const DEPLOYS = 100;
@@ -55,7 +56,7 @@ test(`${KEEPALIVE_CONNECTIONS} keep-alive connections + new connections, each at
   const supervisor = s.child.pid as number;
 
   const capacity = await measureCapacity(url);
-  const [idleDeployMs = 0] = await deploySeries({ count: 1, trigger: hup, done: deploysDone, minGapMs: 0, eachTimeoutMs: 60_000 });
+  const [idleDeployMs = 0] = await deploySeries({ count: 1, deploy: hup, done: deploysDone, gapMs: 0, eachTimeoutMs: 60_000 });
   const thinkMs = Math.round((KEEPALIVE_CONNECTIONS / (SHARE * capacity.keepAlive)) * 1000);
   const rate = Math.round(SHARE * capacity.newConnections);
   // deploys cost CPU too: space them by what one takes here
@@ -94,7 +95,7 @@ test(`${KEEPALIVE_CONNECTIONS} keep-alive connections + new connections, each at
   })();
   await waitFor('both loads running', () => /: 2 s, /.test(open.stderr()) && /: 2 s, /.test(keepAlive.stderr()), 30_000);
   const base = deploysDone();
-  const took = await deploySeries({ count: DEPLOYS, trigger: hup, done: deploysDone, minGapMs: gapMs, eachTimeoutMs: 60_000 });
+  const took = await deploySeries({ count: DEPLOYS, deploy: hup, done: deploysDone, gapMs: gapMs, eachTimeoutMs: 60_000 });
   await sleep(2000);
   open.child.kill('SIGINT');
   keepAlive.child.kill('SIGINT');

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deploySeries } from '../capacity.ts';
 import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 import { drillLoad } from '../load.ts';
+import { deploySeries } from '../swap.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'chatty-app.ts');
 const DEPLOYS = 20;
@@ -57,9 +57,9 @@ async function deploysUnderLoad(t: Parameters<typeof run>[0], logFile: string) {
   await sleep(500);
   const took = await deploySeries({
     count: DEPLOYS,
-    trigger: () => s.child.kill('SIGHUP'),
+    deploy: () => s.child.kill('SIGHUP'),
     done: gens.done,
-    minGapMs: 300,
+    gapMs: 300,
     eachTimeoutMs: 30_000,
   });
   await sleep(500);

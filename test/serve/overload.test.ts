@@ -12,8 +12,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deploySeries, measureCapacity } from '../capacity.ts';
+import { measureCapacity } from '../capacity.ts';
 import { BATON, ROOT, run, superviseServe, tempDir, waitFor } from '../helpers.ts';
+import { deploySeries } from '../swap.ts';
 
 const APP = join(ROOT, 'examples', 'formats', 'plain.ts');
 const OVERLOAD = 2;
@@ -65,7 +66,7 @@ test(`${OVERLOAD}x the machine's capacity through ${DEPLOYS} deploys: no reset, 
     `--json=${dir}/over.json`,
   ]);
   await waitFor('the overload running for 2 s', () => /: 2 s, /.test(over.stderr()), 30_000);
-  const took = await deploySeries({ count: DEPLOYS, trigger: hup, done: deploysDone, minGapMs: 300, eachTimeoutMs: 60_000 });
+  const took = await deploySeries({ count: DEPLOYS, deploy: hup, done: deploysDone, gapMs: 300, eachTimeoutMs: 60_000 });
   over.child.kill('SIGINT');
   await over.exited;
   const o = JSON.parse(readFileSync(join(dir, 'over.json'), 'utf8'));

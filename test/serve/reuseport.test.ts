@@ -8,11 +8,12 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BATON, freePort, have, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
 import { ab, type LoadResult, wrk } from '../load.ts';
+import { swapUnderLoad } from '../swap.ts';
 
 const BUSY = join(ROOT, 'test', 'fixtures', 'busy-app.ts');
 const SWAPS = 10;
 
-async function swapUnderLoad(
+async function swapInstances(
   t: Parameters<typeof run>[0],
   handover: string,
   client: 'ab' | 'wrk',
@@ -35,14 +36,15 @@ async function swapUnderLoad(
   ]);
   const url = `http://127.0.0.1:${port}/`;
   await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
-  const seconds = Math.ceil(SWAPS * 1.2) + 3;
-  const load = client === 'ab' ? ab(url, seconds, 20) : wrk(url, seconds, 50);
-  await sleep(1000);
-  for (let i = 0; i < SWAPS; i++) {
-    s.child.kill('SIGHUP');
-    await sleep(1200);
-  }
-  const result = await load.result;
+  const count = (re: RegExp) => (s.stderr().match(re) ?? []).length;
+  const { result } = await swapUnderLoad({
+    load: () => (client === 'ab' ? ab(url, 20) : wrk(url, 50)),
+    deploy: () => s.child.kill('SIGHUP'),
+    done: () => count(/new worker is now running/g),
+    count: SWAPS,
+    gapMs: 300,
+    settled: () => count(/old worker \d+ died/g) >= SWAPS,
+  });
   s.child.kill('SIGTERM');
   await s.exited;
   return { result, log: s.stderr() };
@@ -53,7 +55,7 @@ for (const client of ['ab', 'wrk'] as const) {
     skip: have(client) ? false : `missing ${client}`,
     timeout: 90_000,
   }, async (t) => {
-    const { result, log } = await swapUnderLoad(t, 'steer', client);
+    const { result, log } = await swapInstances(t, 'steer', client);
     const handed = (log.match(/handed 127\.0\.0\.1:\d+ over \(steer\)/g) ?? []).length;
     t.diagnostic(`${client}: ${result.requests} requests, ${result.failures} failed (${result.detail}), ${handed} handovers`);
     assert.ok(handed >= SWAPS, log.slice(-3000));
@@ -66,7 +68,7 @@ test('control: the same swaps with --handover=none reset queued connections', {
   skip: have('ab') ? false : 'missing ab',
   timeout: 90_000,
 }, async (t) => {
-  const { result } = await swapUnderLoad(t, 'none', 'ab');
+  const { result } = await swapInstances(t, 'none', 'ab');
   t.diagnostic(`control ab: ${result.requests} requests, ${result.failures} failed (${result.detail})`);
   assert.ok(result.failures > 0, `a plain close must lose queued connections: ${result.detail}`);
 });
@@ -117,13 +119,14 @@ test('listen({ reusePort }) + graceful() in an app of its own: 10 swaps under ab
     });
     const url = `http://127.0.0.1:${port}/`;
     await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
-    const load = ab(url, Math.ceil(SWAPS * 1.2) + 3, 20);
-    await sleep(1000);
-    for (let i = 0; i < SWAPS; i++) {
-      s.child.kill('SIGHUP');
-      await sleep(1200);
-    }
-    const r = await load.result;
+    const count = (re: RegExp) => (s.stderr().match(re) ?? []).length;
+    const { result: r } = await swapUnderLoad({
+      load: () => ab(url, 20),
+      deploy: () => s.child.kill('SIGHUP'),
+      done: () => count(/new worker is now running/g),
+      count: SWAPS,
+      settled: () => count(/old worker \d+ died/g) >= SWAPS,
+    });
     s.child.kill('SIGTERM');
     await s.exited;
     t.diagnostic(`listen() handover=${handover}: ${r.requests} requests, ${r.failures} failed (${r.detail})`);

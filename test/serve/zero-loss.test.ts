@@ -1,15 +1,16 @@
-// baton serve hot-deployed 20 times, 0.3-1 s apart, under load: zero failed
+// baton serve hot-deployed again and again, 0.3-1 s apart (faster than a
+// generation gets ready, so generations overlap), under load: zero failed
 // and zero hung requests, whoever supervises it (our start_server, Perl's
 // start_server, or the serve master itself on HUP) and whatever the client
 // (wrk keep-alive, ab without keep-alive, the drill client with POST bodies).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BATON, freePort, have, ROOT, runCommand, START_SERVER, waitFor } from '../helpers.ts';
-import { ab, drillLoad, type LoadResult, wrk } from '../load.ts';
+import { ab, drillLoad, type Load, wrk } from '../load.ts';
+import { swapUnderLoad } from '../swap.ts';
 
-const DEPLOYS = 20;
+const DEPLOYS = 12;
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 
 type Supervisor = 'start_server' | 'perl start_server' | 'standalone';
@@ -22,20 +23,10 @@ function command(sup: Supervisor, port: number): [string, string[]] {
   return sup === 'start_server' ? [process.execPath, [START_SERVER, ...ss]] : ['start_server', ss];
 }
 
-async function load(client: Client, url: string, seconds: number): Promise<LoadResult> {
-  if (client === 'wrk') return wrk(url, seconds, 50).result;
-  if (client === 'ab') return ab(url, seconds, 20).result;
-  const c = await drillLoad({
-    url,
-    connections: 20,
-    keepAlive: true,
-    method: 'POST',
-    bodyBytes: 16_384,
-    timeoutMs: 5000,
-    expectStatus: 200,
-  });
-  await sleep(seconds * 1000);
-  return c.stop();
+function load(client: Client, url: string): Load | Promise<Load> {
+  if (client === 'wrk') return wrk(url, 50);
+  if (client === 'ab') return ab(url, 20);
+  return drillLoad({ url, connections: 20, keepAlive: true, method: 'POST', bodyBytes: 16_384, timeoutMs: 5000, expectStatus: 200 });
 }
 
 const cases: Array<[Supervisor, Client]> = [
@@ -64,19 +55,18 @@ for (const [sup, client] of cases) {
     const s = runCommand(t, cmd, args);
     const url = `http://127.0.0.1:${port}/`;
     await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
-    const gaps = Array.from({ length: DEPLOYS }, () => 300 + Math.random() * 700);
-    const seconds = Math.ceil(gaps.reduce((a, b) => a + b, 0) / 1000) + 4;
-    const result = load(client, url, seconds);
-    await sleep(1000);
-    for (const gap of gaps) {
-      s.child.kill('SIGHUP');
-      await sleep(gap);
-    }
-    const r = await result;
+    const deploysDone = () => (s.stderr().match(sup === 'standalone' ? /reloading: starting/g : /new worker is now running/g) ?? []).length;
+    const { result: r } = await swapUnderLoad({
+      load: () => load(client, url),
+      deploy: () => s.child.kill('SIGHUP'),
+      count: DEPLOYS,
+      gapMs: () => 300 + Math.random() * 700,
+      settled: () => deploysDone() >= DEPLOYS,
+    });
     const log = s.stderr();
     s.child.kill('SIGTERM');
     assert.deepEqual(await s.exited, { code: 0, signal: null }, log.slice(-2000));
-    const deploys = (log.match(sup === 'standalone' ? /reloading: starting/g : /new worker is now running/g) ?? []).length;
+    const deploys = deploysDone();
     t.diagnostic(`${client}: ${r.requests} requests, ${r.failures} failed (${r.detail}), ${deploys} deploys`);
     assert.equal(deploys, DEPLOYS, log.slice(-3000));
     assert.ok(r.requests > 500, `load ran: ${r.output}`);

@@ -1,15 +1,16 @@
-// Zero failed requests through 20 hot deploys, with real peers: Starlet
+// Zero failed requests through hot deploys, with real peers: Starlet
 // (plackup -s Starlet) and a Node app under our start_server, loaded by wrk
-// (keep-alive) and ab (no keep-alive).
+// (keep-alive) and ab (no keep-alive). Each HUP follows the previous deploy
+// (start_server's --interval of 1 s).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, have, ROOT, run, START_SERVER, starletCommand, waitFor } from '../helpers.ts';
 import { ab, wrk } from '../load.ts';
+import { swapUnderLoad } from '../swap.ts';
 
-const DEPLOYS = 20;
+const DEPLOYS = 10;
 const missing = ['wrk', 'ab', 'plackup'].filter((b) => !have(b));
 const starletMissing = spawnSync('perl', ['-MPlack::Handler::Starlet', '-e1']).status !== 0;
 
@@ -30,14 +31,14 @@ for (const [name, command] of Object.entries(apps)) {
       const s = run(t, START_SERVER, [`--port=127.0.0.1:${port}`, '--', ...command]);
       const url = `http://127.0.0.1:${port}/`;
       await waitFor('first generation serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
-      const seconds = DEPLOYS + 4;
-      const load = client === 'wrk' ? wrk(url, seconds, 50) : ab(url, seconds, 20);
-      await sleep(1000);
-      for (let i = 0; i < DEPLOYS; i++) {
-        s.child.kill('SIGHUP');
-        await sleep(1000);
-      }
-      const result = await load.result;
+      const count = (re: RegExp) => (s.stderr().match(re) ?? []).length;
+      const { result } = await swapUnderLoad({
+        load: () => (client === 'wrk' ? wrk(url, 50) : ab(url, 20)),
+        deploy: () => s.child.kill('SIGHUP'),
+        done: () => count(/new worker is now running/g),
+        count: DEPLOYS,
+        settled: () => count(/old worker \d+ died/g) >= DEPLOYS,
+      });
       s.child.kill('SIGTERM');
       assert.equal((await s.exited).code, 0);
       const deploys = (s.stderr().match(/new worker is now running/g) ?? []).length;
@@ -59,13 +60,12 @@ test('control: an app that exits on TERM fails requests under the same load', {
   const s = run(t, START_SERVER, [`--port=127.0.0.1:${port}`, '--', process.execPath, join(ROOT, 'test', 'fixtures', 'naive-app.ts')]);
   const url = `http://127.0.0.1:${port}/`;
   await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
-  const load = wrk(url, 8, 50);
-  await sleep(1000);
-  for (let i = 0; i < 5; i++) {
-    s.child.kill('SIGHUP');
-    await sleep(1000);
-  }
-  const result = await load.result;
+  const { result } = await swapUnderLoad({
+    load: () => wrk(url, 50),
+    deploy: () => s.child.kill('SIGHUP'),
+    done: () => (s.stderr().match(/new worker is now running/g) ?? []).length,
+    count: 5,
+  });
   s.child.kill('SIGTERM');
   await s.exited;
   t.diagnostic(`control wrk: ${result.requests} requests, ${result.failures} failed (${result.detail})`);

@@ -1,0 +1,72 @@
+// The test runner behind `npm test`: the whole suite in two lanes at once.
+// Test files that put a sustained load on the machine (and count every
+// failed request under it) run one after another in the load lane; every
+// other file (functional tests, Server::Starter's own suite, which mostly
+// waits) runs in the second lane beside them. Its output is printed as one
+// block when it is done. Exit status: 1 if any test in either lane failed.
+//   node scripts/test.ts                 the whole suite
+//   node scripts/test.ts FILE...         just these files, one lane
+import { spawn } from 'node:child_process';
+import { existsSync, globSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..');
+
+/** Files that load the machine: never two at once. */
+const LOAD_LANE = [
+  'test/containers/containers.test.ts',
+  'test/drill/drill.test.ts',
+  'test/drill/html.test.ts',
+  'test/reuseport_exec/exec.test.ts',
+  'test/serve/handoff.test.ts',
+  'test/serve/load.test.ts',
+  'test/serve/log-failure.test.ts',
+  'test/serve/overload.test.ts',
+  'test/serve/reuseport.test.ts',
+  'test/serve/zero-loss.test.ts',
+  'test/start_server/interop.test.ts',
+];
+/** The other lane runs this many files at a time. */
+const SIDE_CONCURRENCY = 2;
+
+function lane(files: string[], concurrency: number, live: boolean): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], {
+      cwd: ROOT,
+      stdio: ['ignore', live ? 'inherit' : 'pipe', live ? 'inherit' : 'pipe'],
+    });
+    let output = '';
+    child.stdout?.on('data', (d) => {
+      output += d;
+    });
+    child.stderr?.on('data', (d) => {
+      output += d;
+    });
+    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+const asked = process.argv.slice(2);
+if (asked.length > 0) {
+  process.exitCode = (await lane(asked, 1, true)).code;
+} else {
+  for (const f of LOAD_LANE) if (!existsSync(join(ROOT, f))) throw new Error(`scripts/test.ts lists ${f}, which does not exist`);
+  const all = globSync('test/**/*.test.ts', { cwd: ROOT })
+    .map((f) => relative('.', f))
+    .sort();
+  const side = all.filter((f) => !LOAD_LANE.includes(f));
+  const t0 = Date.now();
+  const [load, other] = await Promise.all([
+    lane(LOAD_LANE, 1, true),
+    lane(side, SIDE_CONCURRENCY, false).then((r) => {
+      process.stdout.write(
+        `\n== the other lane (${side.length} files, beside the load tests), done after ${Math.round((Date.now() - t0) / 1000)} s\n${r.output}== end of the other lane\n\n`,
+      );
+      return r;
+    }),
+  ]);
+  process.stdout.write(
+    `suite: ${Math.round((Date.now() - t0) / 1000)} s; load lane ${load.code === 0 ? 'passed' : 'FAILED'}, other lane ${other.code === 0 ? 'passed' : 'FAILED'}\n`,
+  );
+  process.exitCode = load.code === 0 && other.code === 0 ? 0 : 1;
+}
