@@ -1,8 +1,10 @@
 /*
  * baton's native layer: thin wrappers over Linux syscalls that Node does not
  * expose. No policy lives here (which sockets, which fds, when to spawn); the
- * TypeScript side decides. Every failure throws an Error carrying `code`
- * (errno name), `errno` and `syscall`.
+ * TypeScript side decides. Every failure throws an Error carrying `errno`
+ * and `syscall`; net/native.ts names the errno (`code`) from Node's own table.
+ * Portable to glibc 2.28: nothing newer is linked (a test checks with
+ * objdump).
  */
 #include <node_api.h>
 
@@ -39,13 +41,11 @@
 #define MAX_PASSED_FDS 250
 
 static napi_value throw_errno(napi_env env, const char *syscall, int err) {
-  const char *name = strerrorname_np(err);
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
-  napi_value code, message, error, num, sc;
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+  napi_value message, error, num, sc;
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, code, message, &error);
+  napi_create_error(env, NULL, message, &error);
   napi_create_int32(env, err, &num);
   napi_set_named_property(env, error, "errno", num);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
@@ -80,12 +80,12 @@ static napi_value undefined(napi_env env) {
   return r;
 }
 
-/* Returns a malloc'd string, or NULL when v is not a string. */
+/* Returns a malloc'd string, or NULL when v is not a string (or no memory). */
 static char *get_str(napi_env env, napi_value v) {
   size_t len;
   if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
   char *s = malloc(len + 1);
-  napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  if (s) napi_get_value_string_utf8(env, v, s, len + 1, &len);
   return s;
 }
 
@@ -137,8 +137,13 @@ static int set_fd_flags(int fd, int cloexec, int nonblock) {
  * openSocket(opts) -> fd
  * opts: { family: 4|6|1 (AF_UNIX), type: "stream"|"dgram", host, port, path,
  *         backlog (listen when >= 0 on stream sockets), reuseAddr, reusePort,
- *         v6only, cloexec, nonblock, passCred, umask (for unix paths) }
- * A unix path starting with "@" is in the abstract namespace.
+ *         v6only, cloexec, nonblock, passCred, mode (of a unix path) }
+ * A unix path starting with "@" is in the abstract namespace. "dgram" and
+ * "seqpacket" types are for unix sockets.
+ * The mode is set without touching the process-wide umask (other threads
+ * create files too): on the socket before bind, which Linux gives the new
+ * file (minus the umask), so it is never wider than asked; then exactly,
+ * with chmod.
  */
 static napi_value open_socket(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -146,7 +151,9 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   napi_value o = argv[0];
   int family = opt_i32(env, o, "family", 4);
   char *type_s = opt_str(env, o, "type");
-  int type = (type_s && strcmp(type_s, "dgram") == 0) ? SOCK_DGRAM : SOCK_STREAM;
+  int type = SOCK_STREAM;
+  if (type_s && strcmp(type_s, "dgram") == 0) type = SOCK_DGRAM;
+  if (type_s && strcmp(type_s, "seqpacket") == 0) type = SOCK_SEQPACKET;
   free(type_s);
   int backlog = opt_i32(env, o, "backlog", -1);
   int cloexec = opt_bool(env, o, "cloexec", 1);
@@ -161,6 +168,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   socklen_t alen;
   memset(&addr, 0, sizeof addr);
   int af;
+  char unix_path[sizeof addr.un.sun_path] = "";
   if (family == 1) {
     char *path = opt_str(env, o, "path");
     if (!path) return throw_type(env, "openSocket: unix sockets need a path");
@@ -171,6 +179,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     af = AF_UNIX;
     addr.un.sun_family = AF_UNIX;
     strcpy(addr.un.sun_path, path);
+    strcpy(unix_path, path);
     alen = sizeof addr.un;
     if (path[0] == '@') {
       /* abstract namespace: no file, gone with its last fd, per netns */
@@ -217,22 +226,23 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   if (af != AF_UNIX && opt_bool(env, o, "reusePort", 0) &&
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
     FAIL("setsockopt(SO_REUSEPORT)");
-  if (af == AF_INET6 && opt_bool(env, o, "v6only", 1))
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (af == AF_INET6 && opt_bool(env, o, "v6only", 1) &&
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+    FAIL("setsockopt(IPV6_V6ONLY)");
   if (af == AF_UNIX && opt_bool(env, o, "passCred", 0) &&
       setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
     FAIL("setsockopt(SO_PASSCRED)");
-  int um = opt_i32(env, o, "umask", -1);
-  mode_t old = 0;
-  if (af == AF_UNIX && um >= 0) old = umask(um);
-  int br = bind(fd, &addr.sa, alen);
-  int berr = errno;
-  if (af == AF_UNIX && um >= 0) umask(old);
-  if (br < 0) {
+  int mode = opt_i32(env, o, "mode", -1);
+  int file = af == AF_UNIX && unix_path[0] != '@' && mode >= 0;
+  if (file && fchmod(fd, (mode_t)mode) < 0) FAIL("fchmod");
+  if (bind(fd, &addr.sa, alen) < 0) FAIL("bind");
+  if (file && chmod(unix_path, (mode_t)mode) < 0) {
+    int e = errno;
+    unlink(unix_path);
     close(fd);
-    return throw_errno(env, "bind", berr);
+    return throw_errno(env, "chmod", e);
   }
-  if (type == SOCK_STREAM && backlog >= 0 && listen(fd, backlog) < 0) FAIL("listen");
+  if (type != SOCK_DGRAM && backlog >= 0 && listen(fd, backlog) < 0) FAIL("listen");
   if (set_fd_flags(fd, cloexec, nonblock) < 0) FAIL("fcntl");
 #undef FAIL
   return make_i32(env, fd);
@@ -377,6 +387,7 @@ static napi_value attach_cbpf(napi_env env, napi_callback_info info) {
   napi_get_array_length(env, argv[1], &n);
   if (n < 1 || n > BPF_MAXINSNS) return throw_type(env, "attachReuseportCbpf: 1..4096 instructions");
   struct sock_filter *code = calloc(n, sizeof *code);
+  if (!code) return throw_errno(env, "calloc", ENOMEM);
   for (uint32_t i = 0; i < n; i++) {
     napi_value insn, f;
     uint32_t v[4] = {0, 0, 0, 0};
@@ -434,13 +445,15 @@ static napi_value do_pipe(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* connectUnix(path, type) -> fd (CLOEXEC) */
+/* connectUnix(path, "stream"|"dgram"|"seqpacket") -> fd (CLOEXEC) */
 static napi_value connect_unix(napi_env env, napi_callback_info info) {
   ARGS(2);
   char *path = argc > 0 ? get_str(env, argv[0]) : NULL;
   if (!path) return throw_type(env, "connectUnix(path, type?)");
   char *type_s = argc > 1 ? get_str(env, argv[1]) : NULL;
-  int type = (type_s && strcmp(type_s, "dgram") == 0) ? SOCK_DGRAM : SOCK_STREAM;
+  int type = SOCK_STREAM;
+  if (type_s && strcmp(type_s, "dgram") == 0) type = SOCK_DGRAM;
+  if (type_s && strcmp(type_s, "seqpacket") == 0) type = SOCK_SEQPACKET;
   free(type_s);
   struct sockaddr_un a;
   memset(&a, 0, sizeof a);
@@ -482,6 +495,10 @@ static napi_value send_fds(napi_env env, napi_callback_info info) {
   struct iovec iov = {.iov_base = dlen ? data : &one, .iov_len = dlen ? dlen : 1};
   size_t space = CMSG_SPACE(sizeof(int) * (n ? n : 1));
   char *cbuf = calloc(1, space);
+  if (!cbuf) {
+    free(data);
+    return throw_errno(env, "calloc", ENOMEM);
+  }
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
   if (n > 0) {
     msg.msg_control = cbuf;
@@ -494,8 +511,11 @@ static napi_value send_fds(napi_env env, napi_callback_info info) {
     for (uint32_t i = 0; i < n; i++) {
       napi_value v;
       int32_t fd = -1;
-      napi_get_element(env, argv[1], i, &v);
-      get_i32(env, v, &fd);
+      if (napi_get_element(env, argv[1], i, &v) != napi_ok || !get_i32(env, v, &fd) || fd < 0) {
+        free(cbuf);
+        free(data);
+        return throw_type(env, "sendFds: fds must be file descriptor numbers");
+      }
       fds[i] = fd;
     }
   }
@@ -513,7 +533,18 @@ static napi_value send_fds(napi_env env, napi_callback_info info) {
  * recvMsg(sock) -> { data, fds, pid, uid, gid } | null when nothing is queued
  * (MSG_DONTWAIT). Received fds are CLOEXEC. pid/uid/gid are present when the
  * socket has SO_PASSCRED (the kernel fills them in; senders cannot forge them).
+ * A message cut short (more data or more fds than fit) is an EMSGSIZE error,
+ * with every fd it brought closed: a part of a message is never delivered.
  */
+static void close_received(struct msghdr *msg) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *p = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < k; i++) close(p[i]);
+  }
+}
+
 static napi_value recv_msg(napi_env env, napi_callback_info info) {
   ARGS(1);
   int32_t sock;
@@ -522,6 +553,7 @@ static napi_value recv_msg(napi_env env, napi_callback_info info) {
   struct iovec iov = {.iov_base = data, .iov_len = sizeof data};
   size_t space = CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS) + CMSG_SPACE(sizeof(struct ucred));
   char *cbuf = calloc(1, space);
+  if (!cbuf) return throw_errno(env, "calloc", ENOMEM);
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = space};
   ssize_t r;
   do r = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -535,6 +567,11 @@ static napi_value recv_msg(napi_env env, napi_callback_info info) {
       return nul;
     }
     return throw_errno(env, "recvmsg", e);
+  }
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    close_received(&msg);
+    free(cbuf);
+    return throw_errno(env, msg.msg_flags & MSG_CTRUNC ? "recvmsg (control data cut short)" : "recvmsg (data cut short)", EMSGSIZE);
   }
   napi_value out, str, fds;
   napi_create_object(env, &out);
@@ -600,10 +637,12 @@ static napi_value send_datagram(napi_env env, napi_callback_info info) {
 }
 
 /*
- * spawn(file, argv[], envp[], { fds: [[src, target], ...], cwd, setsid })
+ * spawn(file, argv[], envp[], { fds: [[src, target], ...], setsid })
  * -> pid. posix_spawnp from the calling process: signals that Node ignores
  * (SIGPIPE) stay ignored in the child, handled ones revert to default, the
  * mask is emptied. Each src fd lands at its target number with CLOEXEC clear.
+ * (No working directory: posix_spawn_file_actions_addchdir_np needs glibc
+ * 2.29; process/spawn.ts changes directory through /bin/sh instead.)
  */
 static void free_strv(char **v) {
   if (!v) return;
@@ -618,6 +657,7 @@ static char **get_strv(napi_env env, napi_value arr) {
   uint32_t n;
   napi_get_array_length(env, arr, &n);
   char **v = calloc(n + 1, sizeof *v);
+  if (!v) return NULL;
   for (uint32_t i = 0; i < n; i++) {
     napi_value e;
     napi_get_element(env, arr, i, &e);
@@ -642,11 +682,6 @@ static napi_value do_spawn(napi_env env, napi_callback_info info) {
     free_strv(ev);
     return throw_type(env, "spawn: file, argv and envp must be strings");
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&at);
-
   napi_value fds_v;
   bool is_array = false;
   uint32_t n = 0;
@@ -655,17 +690,33 @@ static napi_value do_spawn(napi_env env, napi_callback_info info) {
     if (is_array) napi_get_array_length(env, fds_v, &n);
   }
   int *src = calloc(n + 1, sizeof(int)), *dst = calloc(n + 1, sizeof(int));
+  const char *bad = NULL;
+  int bad_errno = 0;
+  if (!src || !dst) bad_errno = ENOMEM;
   int scratch = 0;
-  for (uint32_t i = 0; i < n; i++) {
+  for (uint32_t i = 0; i < n && !bad && !bad_errno; i++) {
     napi_value pair, v;
-    napi_get_element(env, fds_v, i, &pair);
-    napi_get_element(env, pair, 0, &v);
-    get_i32(env, v, &src[i]);
-    napi_get_element(env, pair, 1, &v);
-    get_i32(env, v, &dst[i]);
-    if (src[i] >= scratch) scratch = src[i] + 1;
-    if (dst[i] >= scratch) scratch = dst[i] + 1;
+    if (napi_get_element(env, fds_v, i, &pair) != napi_ok || napi_get_element(env, pair, 0, &v) != napi_ok ||
+        !get_i32(env, v, &src[i]) || napi_get_element(env, pair, 1, &v) != napi_ok || !get_i32(env, v, &dst[i]) ||
+        src[i] < 0 || dst[i] < 0)
+      bad = "spawn: options.fds must be [source fd, target fd] pairs";
+    else {
+      if (src[i] >= scratch) scratch = src[i] + 1;
+      if (dst[i] >= scratch) scratch = dst[i] + 1;
+    }
   }
+  if (bad || bad_errno) {
+    free(src);
+    free(dst);
+    free(file);
+    free_strv(av);
+    free_strv(ev);
+    return bad ? throw_type(env, bad) : throw_errno(env, "calloc", bad_errno);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
   /* Two passes through scratch numbers above every src and target, so a
      target that equals another mapping's src cannot clobber it. */
   for (uint32_t i = 0; i < n; i++) posix_spawn_file_actions_adddup2(&fa, src[i], scratch + i);
@@ -673,8 +724,6 @@ static napi_value do_spawn(napi_env env, napi_callback_info info) {
     posix_spawn_file_actions_adddup2(&fa, scratch + i, dst[i]);
     posix_spawn_file_actions_addclose(&fa, scratch + i);
   }
-  char *cwd = opt_str(env, argv[3], "cwd");
-  if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
 
   short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
   if (opt_bool(env, argv[3], "setsid", 0)) flags |= POSIX_SPAWN_SETSID;
@@ -692,7 +741,6 @@ static napi_value do_spawn(napi_env env, napi_callback_info info) {
   posix_spawnattr_destroy(&at);
   free(src);
   free(dst);
-  free(cwd);
   free(file);
   free_strv(av);
   free_strv(ev);
@@ -829,8 +877,9 @@ static napi_value tcp_listeners(napi_env env, napi_callback_info info) {
   for (;;) {
     ssize_t got = recv(fd, buf, sizeof buf, 0);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      int e = errno;
+    if (got <= 0) {
+      /* 0: the kernel closed the dump without its NLMSG_DONE */
+      int e = got < 0 ? errno : EPROTO;
       close(fd);
       return throw_errno(env, "recv(sock_diag)", e);
     }

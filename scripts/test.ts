@@ -4,10 +4,12 @@
 // other file (functional tests, Server::Starter's own suite, which mostly
 // waits) runs in the second lane beside them. Its output is printed as one
 // block when it is done. Exit status: 1 if any test in either lane failed.
+// The package is packed once, first (BATON_TEST_PACKAGE): packing rebuilds
+// the addon in build/, which must not happen while other tests load it.
 //   node scripts/test.ts                 the whole suite
 //   node scripts/test.ts FILE...         just these files, one lane
-import { spawn } from 'node:child_process';
-import { existsSync, globSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, globSync, mkdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -17,6 +19,7 @@ const LOAD_LANE = [
   'test/containers/containers.test.ts',
   'test/drill/drill.test.ts',
   'test/drill/html.test.ts',
+
   'test/reuseport_exec/exec.test.ts',
   'test/serve/handoff.test.ts',
   'test/serve/load.test.ts',
@@ -29,10 +32,11 @@ const LOAD_LANE = [
 /** The other lane runs this many files at a time. */
 const SIDE_CONCURRENCY = 2;
 
-function lane(files: string[], concurrency: number, live: boolean): Promise<{ code: number; output: string }> {
+function lane(files: string[], concurrency: number, live: boolean, env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], {
       cwd: ROOT,
+      env,
       stdio: ['ignore', live ? 'inherit' : 'pipe', live ? 'inherit' : 'pipe'],
     });
     let output = '';
@@ -48,8 +52,16 @@ function lane(files: string[], concurrency: number, live: boolean): Promise<{ co
 
 const asked = process.argv.slice(2);
 if (asked.length > 0) {
-  process.exitCode = (await lane(asked, 1, true)).code;
+  process.exitCode = (await lane(asked, 1, true, process.env)).code;
 } else {
+  const packDir = join(ROOT, '.cache', 'pack');
+  rmSync(packDir, { recursive: true, force: true });
+  mkdirSync(packDir, { recursive: true });
+  const tarball = execFileSync('npm', ['pack', '--silent', '--pack-destination', packDir], { cwd: ROOT, encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .pop();
+  const env = { ...process.env, BATON_TEST_PACKAGE: join(packDir, tarball as string) };
   for (const f of LOAD_LANE) if (!existsSync(join(ROOT, f))) throw new Error(`scripts/test.ts lists ${f}, which does not exist`);
   const all = globSync('test/**/*.test.ts', { cwd: ROOT })
     .map((f) => relative('.', f))
@@ -57,8 +69,8 @@ if (asked.length > 0) {
   const side = all.filter((f) => !LOAD_LANE.includes(f));
   const t0 = Date.now();
   const [load, other] = await Promise.all([
-    lane(LOAD_LANE, 1, true),
-    lane(side, SIDE_CONCURRENCY, false).then((r) => {
+    lane(LOAD_LANE, 1, true, env),
+    lane(side, SIDE_CONCURRENCY, false, env).then((r) => {
       process.stdout.write(
         `\n== the other lane (${side.length} files, beside the load tests), done after ${Math.round((Date.now() - t0) / 1000)} s\n${r.output}== end of the other lane\n\n`,
       );

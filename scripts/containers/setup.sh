@@ -74,11 +74,16 @@ printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
 printf '127.0.0.1 localhost\n' >"$rootfs/etc/hosts"
 : >"$rootfs/etc/resolv.conf"
 
-pack_dir="$CTR_HOME/pack"
-mkdir -p "$pack_dir"
-tarball=$(cd "$root" && npm pack --silent --pack-destination "$pack_dir" | tail -n1)
+# npm test packs the package once for every test (BATON_TEST_PACKAGE)
+if [ -n "${BATON_TEST_PACKAGE:-}" ]; then
+  tarball=$BATON_TEST_PACKAGE
+else
+  pack_dir="$CTR_HOME/pack"
+  mkdir -p "$pack_dir"
+  tarball="$pack_dir/$(cd "$root" && npm pack --silent --pack-destination "$pack_dir" | tail -n1)"
+fi
 printf '{"name":"app","version":"1.0.0","private":true,"type":"module"}\n' >"$rootfs/app/package.json"
-(cd "$rootfs/app" && npm install --silent --no-audit --no-fund --ignore-scripts --omit=dev "$pack_dir/$tarball" >/dev/null)
+(cd "$rootfs/app" && npm install --silent --no-audit --no-fund --ignore-scripts --omit=dev "$tarball" >/dev/null)
 cp "$root/test/fixtures/container-app.js" "$rootfs/app/app.js"
 cp "$root/test/fixtures/container-busy-app.js" "$rootfs/app/busy-app.js"
 cp "$root/test/fixtures/container-plain-server.js" "$rootfs/app/plain-server.js"

@@ -1,8 +1,10 @@
-// The `baton` command: one entry point for every component.
-import { logLine, writeErr, writeOut } from '../process/log.ts';
-import { getopt } from '../start_server/getopt.ts';
-import { main as startServer } from '../start_server/main.ts';
-import { formatServerStatus, readServerStatus } from '../start_server/status.ts';
+// The `baton` command: one entry point for every component. Each command is
+// loaded only when asked for (a serve worker's master needs none of the
+// others), and runs under cli-kit's runner: an error that ends it is one line
+// and a documented exit status.
+import { runCommand } from '../cli-kit/run.ts';
+import { BatonError } from '../errors.ts';
+import { writeErr, writeOut } from '../process/log.ts';
 
 const USAGE = `Usage: baton <command> [options]
 
@@ -18,61 +20,34 @@ Commands:
   help                                     this text
 `;
 
-function fail(message: string, code: number): number {
-  logLine(`baton: ${message}`);
-  return code;
-}
-
-async function status(argv: string[]): Promise<number> {
-  const { values, errors, rest } = getopt(argv, [
-    { name: 'status-file', kind: 'string' },
-    { name: 'pid-file', kind: 'string' },
-    { name: 'json', kind: 'flag' },
-  ]);
-  if (errors.length || rest.length) return fail(errors[0] ?? `unexpected argument ${rest[0]}`, 1);
-  const statusFile = values['status-file'] as string | undefined;
-  if (!statusFile) return fail('status needs --status-file (the one given to start_server)', 1);
-  try {
-    const s = readServerStatus(values['pid-file'] as string | undefined, statusFile);
-    writeOut(values.json ? `${JSON.stringify(s)}\n` : formatServerStatus(s));
-    return s.workers.some((w) => w.alive) ? 0 : 3;
-  } catch (e) {
-    return fail(`cannot read status: ${(e as Error).message} (is start_server running with --status-file=${statusFile}?)`, 3);
-  }
-}
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  // start_server and reuseport-exec keep their own prefixes (upstream's lines have none)
+  start: async (argv) => (await import('../start_server/main.ts')).main(argv),
+  'reuseport-exec': async (argv) => (await import('../reuseport_exec/main.ts')).reuseportExecMain(argv),
+  status: (argv) => runCommand('baton status: ', async () => (await import('../start_server/status.ts')).statusMain(argv)),
+  serve: (argv) => runCommand('baton serve: ', async () => (await import('../serve/main.ts')).serveMain(argv)),
+  drill: (argv) => runCommand('baton drill: ', async () => (await import('../drill/main.ts')).drillMain(argv)),
+  doctor: () =>
+    runCommand('baton doctor: ', async () => {
+      const { lines, ok } = (await import('../net/doctor.ts')).doctorReport();
+      writeOut(`${lines.join('\n')}\n`);
+      return ok ? 0 : 1;
+    }),
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case 'start':
-      return startServer(rest);
-    case 'status':
-      return status(rest);
-    case 'serve': {
-      const { serveMain } = await import('../serve/main.ts');
-      return serveMain(rest);
-    }
-    case 'doctor': {
-      const { doctorReport } = await import('../net/doctor.ts');
-      const { lines, ok } = doctorReport();
-      writeOut(`${lines.join('\n')}\n`);
-      return ok ? 0 : 1;
-    }
-    case 'reuseport-exec': {
-      const { reuseportExecMain } = await import('../reuseport_exec/main.ts');
-      return reuseportExecMain(rest);
-    }
-    case 'drill': {
-      const { drillMain } = await import('../drill/main.ts');
-      return drillMain(rest);
-    }
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      (command === undefined ? writeErr : writeOut)(USAGE);
-      return command === undefined ? 1 : 0;
-    default:
-      return fail(`unknown command "${command}" (try: baton help)`, 1);
+  if (command === undefined) {
+    writeErr(USAGE);
+    return 1;
   }
+  if (['help', '--help', '-h'].includes(command)) {
+    writeOut(USAGE);
+    return 0;
+  }
+  const run = COMMANDS[command];
+  if (run) return run(rest);
+  return runCommand('baton: ', async () => {
+    throw new BatonError(`unknown command "${command}" (try: baton help)`, 'ERR_BATON_USAGE', 1);
+  });
 }

@@ -1,7 +1,9 @@
-// `baton doctor`: what this machine offers for zero-loss port handover, and
-// which mechanism `baton serve --reuse-port` and `baton reuseport-exec` use.
+// `baton doctor`: what this machine offers for zero-loss port handover
+// (every mechanism of the registry, available or not and why), and which
+// one `baton serve --reuse-port` and `baton reuseport-exec` pick.
 import { readFileSync } from 'node:fs';
-import { chooseHandover, kernelSupportsSteering, migrateReqEnabled, possibleCpus } from './reuseport.ts';
+import { chooseHandover, MECHANISMS } from './handover/index.ts';
+import { kernelRelease, migrateReqEnabled, possibleCpus } from './handover/mechanisms.ts';
 
 function read(path: string): string {
   try {
@@ -12,30 +14,33 @@ function read(path: string): string {
 }
 
 export function doctorReport(): { lines: string[]; ok: boolean } {
-  const kernel = read('/proc/sys/kernel/osrelease');
-  const migrate = migrateReqEnabled();
-  const steering = kernel !== 'unknown' && kernelSupportsSteering(kernel);
-  const mode = chooseHandover('auto');
   const lines = [
-    `kernel: ${kernel}`,
+    `kernel: ${kernelRelease()}`,
     `node: ${process.version}`,
-    `possible CPUs: ${possibleCpus().length} (a --reuse-port instance opens one listener per CPU when steering)`,
+    `possible CPUs: ${possibleCpus().length} (a steering instance opens one listener per CPU)`,
     `net.core.somaxconn: ${read('/proc/sys/net/core/somaxconn')} (default listen backlog)`,
-    `net.ipv4.tcp_migrate_req: ${migrate ? '1: the kernel migrates a closing listener\'s queue ("migrate")' : '0'}`,
-    `SO_INCOMING_CPU steering within a reuseport group: ${steering ? 'supported (Linux >= 6.2)' : 'NOT supported (needs Linux >= 6.2)'}`,
-    `baton serve --reuse-port will hand over by: ${mode}`,
-    `baton reuseport-exec will hand over by: ${chooseHandover('auto', 'cbpf')} (one socket for the command)`,
+    `net.ipv4.tcp_migrate_req: ${migrateReqEnabled() ? '1' : '0'}`,
+    'reuse-port handover mechanisms:',
   ];
-  if (!migrate) {
+  let zeroLoss = false;
+  for (const m of Object.values(MECHANISMS)) {
+    const why = m.unavailable();
+    if (!why && m.name !== 'none') zeroLoss = true;
+    lines.push(`  ${m.name}: ${why ? `NOT available (${why})` : 'available'} - ${m.summary}`);
+  }
+  lines.push(
+    `baton serve --reuse-port will hand over by: ${chooseHandover('auto', false)}`,
+    `baton reuseport-exec will hand over by: ${chooseHandover('auto', true)} (one socket for the command)`,
+  );
+  if (!migrateReqEnabled()) {
     lines.push(
       'to let the kernel migrate queued connections instead (root; per network namespace, so for docker --net=host set it on the host):',
       '  sysctl -w net.ipv4.tcp_migrate_req=1   (persist: echo net.ipv4.tcp_migrate_req=1 > /etc/sysctl.d/90-baton.conf)',
     );
   }
-  const ok = migrate || steering;
-  if (!ok)
+  if (!zeroLoss)
     lines.push(
-      'neither mechanism is available: a SO_REUSEPORT swap here can reset queued connections; prefer start_server --port (an inherited socket) or --handoff',
+      'no zero-loss mechanism is available: a SO_REUSEPORT swap here can reset queued connections; prefer start_server --port (an inherited socket) or --socket-handoff',
     );
-  return { lines, ok };
+  return { lines, ok: zeroLoss };
 }

@@ -6,15 +6,20 @@
 // volume holding PATH, whatever their network namespaces.
 //
 // Invariants:
-// - PATH is a socket of mode 0600 (created under umask 0177, then renamed
-//   into place, so it is never briefly open to others);
+// - PATH is a socket of mode 0600 (created so, then renamed into place, so
+//   it is never briefly open to others);
+// - messages keep their boundaries (SOCK_SEQPACKET): one read is one whole
+//   message, and one cut short is refused, not parsed;
 // - a peer is served only if SO_PEERCRED says it runs as our uid (or the one
 //   explicitly allowed), and a receiver only takes sockets from such a peer;
 // - the old instance stops only after READY; a new instance that fails
 //   before READY leaves the old one serving and offering;
+// - every fd received is either used or closed;
 // - PATH is unlinked only while it is still our own socket.
+
 import { fstatSync, lstatSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BatonError } from '../errors.ts';
 import { native } from './native.ts';
 
 const POLL_MS = 50;
@@ -24,10 +29,9 @@ export interface HandoffPeer {
   uid: number;
 }
 
-export class HandoffError extends Error {
-  code = 'ERR_BATON_HANDOFF';
-}
+const handoffError = (message: string) => new BatonError(message, 'ERR_BATON_HANDOFF', 1);
 
+/** The next message, or undefined at the timeout or when the peer is gone. */
 async function receive(fd: number, timeoutMs: number): Promise<{ data: string; fds: number[] } | undefined> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -36,6 +40,10 @@ async function receive(fd: number, timeoutMs: number): Promise<{ data: string; f
     if (Date.now() >= end) return undefined;
     await sleep(POLL_MS);
   }
+}
+
+function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) native.closeFd(fd);
 }
 
 function allowed(fd: number, allowUid: number | undefined): HandoffPeer & { ok: boolean } {
@@ -59,24 +67,40 @@ export interface TakenOver {
 export async function takeOver(path: string, timeoutMs: number, allowUid?: number): Promise<TakenOver | undefined> {
   let conn: number;
   try {
-    conn = native.connectUnix(path);
+    conn = native.connectUnix(path, 'seqpacket');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ECONNREFUSED') return undefined;
-    throw new HandoffError(`cannot reach the instance offering sockets at ${path}: ${(e as Error).message}`);
+    throw handoffError(`cannot reach the instance offering sockets at ${path}: ${(e as Error).message}`);
   }
   const peer = allowed(conn, allowUid);
   if (!peer.ok) {
     native.closeFd(conn);
-    throw new HandoffError(`refusing sockets from ${path}: its owner runs as uid ${peer.uid}, not ours`);
+    throw handoffError(`refusing sockets from ${path}: its owner runs as uid ${peer.uid}, not ours`);
   }
   native.sendFds(conn, [], 'TAKE');
-  const m = await receive(conn, timeoutMs);
-  if (!m || m.fds.length === 0) {
+  let m: { data: string; fds: number[] } | undefined;
+  try {
+    m = await receive(conn, timeoutMs);
+  } catch (e) {
     native.closeFd(conn);
-    throw new HandoffError(`the instance at ${path} (pid ${peer.pid}) sent no sockets within ${timeoutMs / 1000} s`);
+    throw handoffError(`bad message from the instance at ${path} (pid ${peer.pid}): ${(e as Error).message}`);
   }
-  const meta = JSON.parse(m.data) as { description: string };
+  let meta: { description?: unknown } | undefined;
+  try {
+    meta = m ? (JSON.parse(m.data) as { description?: unknown }) : undefined;
+  } catch {
+    meta = undefined;
+  }
+  if (!m || m.fds.length === 0 || typeof meta?.description !== 'string') {
+    closeAll(m?.fds ?? []);
+    native.closeFd(conn);
+    throw handoffError(
+      m
+        ? `the instance at ${path} (pid ${peer.pid}) answered with something other than sockets and their description`
+        : `the instance at ${path} (pid ${peer.pid}) sent no sockets within ${timeoutMs / 1000} s`,
+    );
+  }
   return {
     fds: m.fds,
     description: meta.description,
@@ -117,18 +141,20 @@ export class HandoffOffer {
     } catch {
       // not there
     }
-    this.listener = native.openSocket({ family: 1, path: tmp, backlog: 8, umask: 0o177, nonblock: true });
+    this.listener = native.openSocket({ family: 1, type: 'seqpacket', path: tmp, backlog: 8, mode: 0o600, nonblock: true });
     this.inode = fstatSync(this.listener).ino;
+    let existing: import('node:fs').Stats | undefined;
     try {
-      const existing = lstatSync(o.path);
-      if (!existing.isSocket()) throw new HandoffError(`refusing to replace ${o.path}: it exists and is not a socket`);
-    } catch (e) {
-      if (e instanceof HandoffError) {
-        native.closeFd(this.listener);
-        unlinkSync(tmp);
-        throw e;
-      }
+      existing = lstatSync(o.path);
+    } catch {
+      existing = undefined;
     }
+    if (existing && !existing.isSocket()) {
+      native.closeFd(this.listener);
+      unlinkSync(tmp);
+      throw handoffError(`refusing to replace ${o.path}: it exists and is not a socket (remove it yourself if it is stale)`);
+    }
+    // an older instance's socket is replaced in one step: a newcomer always finds one
     renameSync(tmp, o.path);
     this.timer = setInterval(() => void this.poll(), POLL_MS);
     this.timer.unref();
@@ -145,11 +171,13 @@ export class HandoffOffer {
         this.o.log(`handoff: refused a request from pid ${peer.pid} uid ${peer.uid} (only uid ${process.getuid?.()} may take our sockets)`);
         return;
       }
-      const take = await receive(conn, 5000);
+      const take = await receive(conn, 5000).catch(() => undefined);
+      closeAll(take?.fds ?? []);
       if (take?.data !== 'TAKE') return;
       native.sendFds(conn, this.o.fds, JSON.stringify({ description: this.o.description }));
       this.o.log(`handoff: sockets sent to pid ${peer.pid}; serving until it is ready`);
-      const ready = await receive(conn, 10 * 60_000);
+      const ready = await receive(conn, 10 * 60_000).catch(() => undefined);
+      closeAll(ready?.fds ?? []);
       if (ready?.data === 'READY') {
         this.close();
         this.o.onTaken(peer);

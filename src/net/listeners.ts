@@ -6,10 +6,12 @@
 // the same open file descriptions and nothing queued is ever lost.
 import { lookup } from 'node:dns/promises';
 import { lstatSync, unlinkSync } from 'node:fs';
-import { ExitCodeError } from '../errors.ts';
+import { BatonError } from '../errors.ts';
+import { bindError } from './bind-error.ts';
 import { native } from './native.ts';
 import { type PortSpec, parsePortSpec } from './port-spec.ts';
 import { formatServerStarterPort, type PortEntry } from './server-starter-port.ts';
+import { claimSocketPath } from './socket-path.ts';
 
 export interface Listener {
   key: string;
@@ -21,24 +23,16 @@ export interface Listener {
   path?: string;
 }
 
-/** A bind failure: `exitCode` follows Perl's `die` (errno, or 255). */
-export class ListenError extends ExitCodeError {}
-
-function errnoOf(e: unknown): { code: string; errno: number; message: string } {
-  const err = e as NodeJS.ErrnoException;
-  return { code: err.code ?? 'EUNKNOWN', errno: Math.abs(err.errno ?? 0), message: err.message };
-}
-
 async function resolveHost(spec: PortSpec): Promise<string> {
   if (spec.host === undefined) return spec.family === 6 ? '::' : '0.0.0.0';
   if (spec.family === 6) return spec.host;
   if (spec.host === '' || spec.host === '*') {
-    throw new ListenError(`failed to resolve host:${spec.host} (give an address such as 0.0.0.0 or 127.0.0.1)`, 'ENOTFOUND', 255);
+    throw new BatonError(`failed to resolve host:${spec.host} (give an address such as 0.0.0.0 or 127.0.0.1)`, 'ENOTFOUND', 255);
   }
   try {
     return (await lookup(spec.host, { family: 4 })).address;
   } catch {
-    throw new ListenError(`failed to resolve host:${spec.host}`, 'ENOTFOUND', 255);
+    throw new BatonError(`failed to resolve host:${spec.host}`, 'ENOTFOUND', 255);
   }
 }
 
@@ -55,39 +49,19 @@ function bindPort(spec: PortSpec, address: string, backlog: number): number {
       cloexec: true,
     });
   } catch (e) {
-    const { code, errno, message } = errnoOf(e);
-    if (code === 'ERR_INVALID_ARG_TYPE') {
-      throw new ListenError(`failed to resolve host:${spec.host} (not a valid IPv6 address)`, 'EINVAL', 255);
+    if ((e as NodeJS.ErrnoException).code === 'ERR_INVALID_ARG_TYPE') {
+      throw new BatonError(`failed to resolve host:${spec.host} (not a valid IPv6 address)`, 'EINVAL', 255);
     }
-    const hint = code === 'EADDRINUSE' ? ' (another process listens there; stop it or pick another port)' : '';
-    throw new ListenError(`failed to bind to ${spec.key}:${message.replace(/^[a-z_()0-9]+: /i, '')}${hint}`, code, errno || 255);
+    throw bindError(e, `failed to bind to ${spec.key}:`, 'stop it or pick another port');
   }
 }
 
 function bindPath(path: string, backlog: number, warn: (line: string) => void): number {
-  let existing: import('node:fs').Stats | undefined;
+  claimSocketPath(path, warn);
   try {
-    existing = lstatSync(path);
-  } catch {
-    existing = undefined;
-  }
-  if (existing?.isSocket()) {
-    warn(`removing existing socket file:${path}`);
-    try {
-      unlinkSync(path);
-    } catch (e) {
-      const { errno, message } = errnoOf(e);
-      throw new ListenError(`failed to remove existing socket file:${path}:${message}`, 'EPERM', errno || 255);
-    }
-  } else if (existing) {
-    // Upstream unlinks whatever is there; a regular file is never ours to delete.
-    throw new ListenError(`refusing to replace ${path}: it exists and is not a socket (remove it yourself if it is stale)`, 'EEXIST', 17);
-  }
-  try {
-    return native.openSocket({ family: 1, path, backlog, umask: 0, cloexec: true });
+    return native.openSocket({ family: 1, path, backlog, mode: 0o777, cloexec: true });
   } catch (e) {
-    const { code, errno, message } = errnoOf(e);
-    throw new ListenError(`failed to listen to file ${path}:${message.replace(/^[a-z_()0-9]+: /i, '')}`, code, errno || 255);
+    throw bindError(e, `failed to listen to file ${path}:`, 'stop it or pick another --path');
   }
 }
 
@@ -101,7 +75,7 @@ export function assignChildFds(wanted: ReadonlyArray<number | undefined>): numbe
   for (const fd of wanted) {
     if (fd === undefined) continue;
     if (taken.has(fd)) {
-      throw new ListenError(`two sockets ask for file descriptor ${fd}; give each --port a different =FD`, 'EINVAL', 255);
+      throw new BatonError(`two sockets ask for file descriptor ${fd}; give each --port a different =FD`, 'EINVAL', 255);
     }
     taken.add(fd);
   }

@@ -1,14 +1,17 @@
 // Typed access to the C addon (native/baton.c). The addon is loaded with
 // node-gyp-build: a prebuilt binary from prebuilds/ when the package ships one,
-// otherwise the one compiled at install time into build/.
+// otherwise the one compiled at install time into build/. Its errors carry
+// errno and syscall; here they get their errno name as `code`, from Node's
+// own table (the addon stays free of glibc's newer strerrorname_np).
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { getSystemErrorName } from 'node:util';
 
 export interface OpenSocketOptions {
   /** 4, 6, or 1 for AF_UNIX. */
   family: 4 | 6 | 1;
-  type?: 'stream' | 'dgram';
+  type?: 'stream' | 'dgram' | 'seqpacket';
   host?: string;
   port?: number;
   /** AF_UNIX path; "@name" is an abstract address (per network namespace, no file). */
@@ -21,8 +24,8 @@ export interface OpenSocketOptions {
   cloexec?: boolean;
   nonblock?: boolean;
   passCred?: boolean;
-  /** umask applied around bind(2) of a UNIX socket path. */
-  umask?: number;
+  /** Permissions of a UNIX socket path (never wider than this, even while it is created). */
+  mode?: number;
 }
 
 export interface LocalAddress {
@@ -43,7 +46,6 @@ export interface ReceivedMessage {
 export interface SpawnOptions {
   /** [source fd in this process, fd number in the child]. */
   fds: Array<[number, number]>;
-  cwd?: string;
   setsid?: boolean;
 }
 
@@ -62,7 +64,7 @@ interface Addon {
   detachReuseportBpf(fd: number): void;
   socketPair(): [number, number];
   pipe(): [readFd: number, writeFd: number];
-  connectUnix(path: string, type?: 'stream' | 'dgram'): number;
+  connectUnix(path: string, type?: 'stream' | 'dgram' | 'seqpacket'): number;
   sendFds(sock: number, fds: number[], data: string): number;
   recvMsg(sock: number): ReceivedMessage | null;
   sendDatagram(path: string, data: string): void;
@@ -83,7 +85,31 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const require = createRequire(import.meta.url);
 const load = require('node-gyp-build') as (dir: string) => Addon;
 
-export const native: Addon = load(root);
+function named(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.errno === 'number' && err.code === undefined) {
+    try {
+      err.code = getSystemErrorName(-Math.abs(err.errno));
+    } catch {
+      err.code = 'EUNKNOWN';
+    }
+  }
+  return e;
+}
+
+const addon = load(root);
+export const native = Object.fromEntries(
+  Object.entries(addon).map(([name, fn]) => [
+    name,
+    (...args: unknown[]) => {
+      try {
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      } catch (e) {
+        throw named(e);
+      }
+    },
+  ]),
+) as unknown as Addon;
 
 /** Socket option constants from <asm-generic/socket.h> (x86_64, arm64). */
 export const SOL_SOCKET = 1;

@@ -3,6 +3,7 @@
 //   A. port only:      [u]DIGITS[=FD]              -> 0.0.0.0, key "DIGITS"
 //   B. host and port:  [\[]HOST[\]]:[u]DIGITS[=FD] -> key "HOST:PORT" or "[V6]:PORT"
 // The host part is greedy, so the last ':' separates the port (`::1:80`).
+import { BatonError } from '../errors.ts';
 
 export interface PortSpec {
   /** The SERVER_STARTER_PORT key: "8080", "127.0.0.1:8080", "[::1]:8080". */
@@ -19,13 +20,9 @@ export interface PortSpec {
 const PORT_ONLY = /^\s*(u?)(\d+)(?:\s*=(\d+))?\s*$/;
 const HOST_PORT = /^\s*(?:\[\s*|)([^\]]*?)\s*(?:\]\s*|):\s*(u?)(\d+)(?:\s*=(\d+))?\s*$/;
 
-export class PortSpecError extends Error {
-  code = 'ERR_BATON_INVALID_PORT';
-}
-
 function toPort(digits: string, raw: string): number {
   const port = Number(digits);
-  if (port > 65535) throw new PortSpecError(`invalid \`\`port'' value:${raw} (port numbers go up to 65535)`);
+  if (port > 65535) throw new BatonError(`invalid \`\`port'' value:${raw} (port numbers go up to 65535)`, 'ERR_BATON_PORT', 255);
   return port;
 }
 
@@ -49,5 +46,5 @@ export function parsePortSpec(raw: string): PortSpec {
       fd: b[4] === undefined ? undefined : Number(b[4]),
     };
   }
-  throw new PortSpecError(`invalid \`\`port'' value:${raw}`);
+  throw new BatonError(`invalid \`\`port'' value:${raw}`, 'ERR_BATON_PORT', 255);
 }

@@ -1,13 +1,10 @@
 // The SERVER_STARTER_PORT wire format: `key=fd` entries joined by ';'. Keys may
 // contain '=' (UNIX paths), so each entry splits at its LAST '='.
+import { BatonError } from '../errors.ts';
 
 export interface PortEntry {
   key: string;
   fd: number;
-}
-
-export class ServerStarterPortError extends Error {
-  code = 'ERR_BATON_INVALID_SERVER_STARTER_PORT';
 }
 
 export function formatServerStarterPort(entries: readonly PortEntry[]): string {
@@ -20,8 +17,10 @@ export function parseServerStarterPort(value: string): PortEntry[] {
     const eq = entry.lastIndexOf('=');
     const fdText = entry.slice(eq + 1);
     if (eq <= 0 || !/^\d+$/.test(fdText)) {
-      throw new ServerStarterPortError(
+      throw new BatonError(
         `SERVER_STARTER_PORT entry ${JSON.stringify(entry)} is not of the form key=fd (whole value: ${JSON.stringify(value)})`,
+        'ERR_BATON_SERVER_STARTER_PORT',
+        1,
       );
     }
     return { key: entry.slice(0, eq), fd: Number(fdText) };

@@ -9,22 +9,48 @@
 // - We keep our copy of that socket for the command's whole life, so the
 //   socket leaves the port's group when we say so, never earlier.
 // - On TERM/INT/QUIT the command keeps accepting until a newer listener
-//   holds the port and our accept queue has emptied (net/reuseport.ts); only
+//   holds the port and our accept queue has emptied (net/handover/); only
 //   then does it get the signal, and we leave the group at once. Told to
 //   stop before we joined, we exit without ever starting the command.
 // - Every other signal is passed on as is. We reap every child (we may be a
 //   container's PID 1) and exit with the command's status (128+n for signal n).
 // - Nothing is written to stdout; it belongs to the command.
 import { isIP } from 'node:net';
-import { ExitCodeError } from '../errors.ts';
+import { type OptionTable, optionHelp, parseOptions } from '../cli-kit/options.ts';
+import { runCommand } from '../cli-kit/run.ts';
+import { BatonError } from '../errors.ts';
+import { bindError } from '../net/bind-error.ts';
+import {
+  chooseHandover,
+  type HandoverName,
+  handOverPort,
+  handoverChoices,
+  handoverHelp,
+  joinGroup,
+  type ReuseportGroupMember,
+} from '../net/handover/index.ts';
+import { systemBacklog } from '../net/inherited.ts';
 import { native } from '../net/native.ts';
-import { chooseHandover, type Handover, handOverPort, joinReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
-import { sdNotify } from '../net/sd-notify.ts';
+import { Inbox } from '../process/inbox.ts';
 import { logger, writeOut } from '../process/log.ts';
-import { systemBacklog } from '../serve/listen.ts';
-import { getopt } from '../start_server/getopt.ts';
-import { Inbox } from '../start_server/inbox.ts';
-import { isExecutableFile, resolveProgram, SpawnError, spawnProcess } from '../start_server/spawn.ts';
+import { sdNotify } from '../process/sd-notify.ts';
+import { isExecutableFile, resolveProgram, spawnProcess } from '../process/spawn.ts';
+
+export const REUSEPORT_EXEC_OPTIONS = {
+  host: { kind: 'string', placeholder: 'ADDR', help: 'numeric address to bind (default 0.0.0.0)' },
+  port: { kind: 'integer', min: 1, max: 65535, help: '(required)' },
+  backlog: { kind: 'integer', min: 1, help: 'listen backlog (default: net.core.somaxconn)' },
+  handover: {
+    kind: 'choice',
+    choices: handoverChoices(true),
+    help: `how the port is handed over (default auto):\n${handoverHelp(true, '  ')}`,
+  },
+  'handover-timeout': {
+    kind: 'seconds',
+    help: 'on stop, wait this long for another instance to listen before leaving\nthe port; with cbpf, also the longest wait to join the port (default 30)',
+  },
+  help: { kind: 'flag', help: 'this text' },
+} as const satisfies OptionTable;
 
 export const REUSEPORT_EXEC_USAGE = `Usage: baton reuseport-exec --port=N [options] -- <command>
 
@@ -33,15 +59,7 @@ containers run with --net=host), runs the command with it as fd 3
 (SERVER_STARTER_PORT and LISTEN_FDS/LISTEN_PID), and on TERM/INT/QUIT hands
 the port over before passing the signal on, so nothing queued is lost.
 
-  --host=ADDR                  (default 0.0.0.0)
-  --port=N                     (required)
-  --backlog=N                  (default: net.core.somaxconn)
-  --handover=MODE              auto (default: migrate if net.ipv4.tcp_migrate_req=1,
-                               else cbpf), cbpf, migrate, or none (plain close)
-  --handover-timeout=SECS      on stop, wait this long for another instance to
-                               listen before leaving the port; with cbpf, also
-                               the longest wait to join the port (default 30)
-
+${optionHelp(REUSEPORT_EXEC_OPTIONS)}
 Exit status: the command's (128+N if killed by signal N); 1 bad options;
 16 the port's group never came down to one member (cbpf); 127 command not
 found; an errno (e.g. 98 EADDRINUSE) when the socket cannot be opened.
@@ -65,44 +83,26 @@ interface Options {
   /** The SERVER_STARTER_PORT key: the address as given, like start_server --port. */
   key: string;
   backlog: number;
-  handover: Handover;
+  handover: HandoverName;
   handoverTimeoutMs: number;
   command: string[];
 }
 
 function parse(argv: string[]): Options {
-  const {
-    values: v,
-    rest,
-    errors,
-  } = getopt(argv, [
-    { name: 'host', kind: 'string' },
-    { name: 'port', kind: 'integer' },
-    { name: 'backlog', kind: 'integer' },
-    { name: 'handover', kind: 'string' },
-    { name: 'handover-timeout', kind: 'string' },
-  ]);
-  if (errors.length) throw new Error(errors[0]);
-  const port = v.port as number | undefined;
-  if (port === undefined) throw new Error('--port is required');
-  if (port < 1 || port > 65535) throw new Error(`--port must be 1..65535 (got ${port})`);
-  const host = (v.host as string | undefined) ?? '0.0.0.0';
-  if (!isIP(host)) throw new Error(`--host must be a numeric address (got ${host})`);
-  const h = (v.handover as string | undefined) ?? 'auto';
-  if (!['auto', 'cbpf', 'migrate', 'none'].includes(h)) throw new Error(`--handover must be auto, cbpf, migrate or none (got ${h})`);
-  const timeout = Number(v['handover-timeout'] ?? 30);
-  if (!Number.isFinite(timeout) || timeout < 0)
-    throw new Error(`--handover-timeout must be a number of seconds, 0 or more (got ${v['handover-timeout']})`);
-  const backlog = (v.backlog as number | undefined) ?? systemBacklog();
-  if (backlog < 1) throw new Error(`--backlog must be 1 or more (got ${backlog})`);
-  if (rest.length === 0) throw new Error('give the command to run after --');
+  const usage = (msg: string) => new BatonError(`${msg} (see baton reuseport-exec --help)`, 'ERR_BATON_USAGE', 1);
+  const { values: v, rest, errors } = parseOptions(REUSEPORT_EXEC_OPTIONS, argv);
+  if (errors.length) throw usage(errors[0] as string);
+  if (v.port === undefined) throw usage('--port is required');
+  const host = v.host ?? '0.0.0.0';
+  if (!isIP(host)) throw usage(`--host must be a numeric address (got ${host})`);
+  if (rest.length === 0) throw usage('give the command to run after --');
   return {
     host,
-    port,
-    key: v.host === undefined ? String(port) : `${host.includes(':') ? `[${host}]` : host}:${port}`,
-    backlog,
-    handover: chooseHandover(h as 'auto', 'cbpf'),
-    handoverTimeoutMs: timeout * 1000,
+    port: v.port,
+    key: v.host === undefined ? String(v.port) : `${host.includes(':') ? `[${host}]` : host}:${v.port}`,
+    backlog: v.backlog ?? systemBacklog(),
+    handover: chooseHandover(v.handover ?? 'auto', true),
+    handoverTimeoutMs: (v['handover-timeout'] ?? 30) * 1000,
     command: rest,
   };
 }
@@ -115,21 +115,23 @@ function exitCode(status: number): number {
 
 async function join(o: Options, cancelled: () => boolean): Promise<ReuseportGroupMember | undefined> {
   try {
-    return await joinReuseport(o.host, o.port, isIP(o.host) === 6 ? 6 : 4, o.backlog, o.handover, o.handoverTimeoutMs, cancelled);
+    return await joinGroup({
+      host: o.host,
+      port: o.port,
+      family: isIP(o.host) === 6 ? 6 : 4,
+      backlog: o.backlog,
+      handover: o.handover,
+      timeoutMs: o.handoverTimeoutMs,
+      cancelled,
+    });
   } catch (e) {
-    if (e instanceof ExitCodeError) throw e;
-    const err = e as NodeJS.ErrnoException;
-    const hint = err.code === 'EADDRINUSE' ? ' (a listener without SO_REUSEPORT holds it, or one run by another user)' : '';
-    throw new ExitCodeError(
-      `cannot listen on ${o.host}:${o.port}: ${err.message}${hint}`,
-      err.code ?? 'EUNKNOWN',
-      Math.abs(err.errno ?? 0) || 1,
-    );
+    if (e instanceof BatonError) throw e;
+    throw bindError(e, `cannot listen on ${o.host}:${o.port}: `, 'it listens without SO_REUSEPORT, or runs as another user');
   }
 }
 
 export async function reuseportExecMain(argv: string[]): Promise<number> {
-  if (argv[0] === '--help' || argv[0] === '-h') {
+  if (parseOptions(REUSEPORT_EXEC_OPTIONS, argv).values.help || argv[0] === '-h') {
     writeOut(REUSEPORT_EXEC_USAGE);
     return 0;
   }
@@ -138,26 +140,17 @@ export async function reuseportExecMain(argv: string[]): Promise<number> {
   const inbox = new Inbox();
   inbox.listen([...STOP, ...PASSED_ON]);
   try {
-    return await run(argv, inbox);
-  } catch (e) {
-    if (!(e instanceof ExitCodeError)) throw e;
-    log(e.message);
-    return e.exitCode;
+    return await runCommand(`${NAME}[${process.pid}]: `, () => run(argv, inbox));
   } finally {
     inbox.close();
   }
 }
 
 async function run(argv: string[], inbox: Inbox): Promise<number> {
-  let o: Options;
-  try {
-    o = parse(argv);
-  } catch (e) {
-    throw new ExitCodeError(`${(e as Error).message} (see baton reuseport-exec --help)`, 'EINVAL', 1);
-  }
+  const o = parse(argv);
   const program = o.command[0] as string;
   if (resolveProgram(program, process.env.PATH) === undefined) {
-    throw new ExitCodeError(`${program}: command not found in PATH`, 'ENOENT', 127);
+    throw new BatonError(`${program}: command not found in PATH`, 'ENOENT', 127);
   }
   const stopSignal = () => inbox.signals.find((sig) => STOP.has(sig));
   const member = await join(o, () => stopSignal() !== undefined);
@@ -177,13 +170,7 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
     // we announce readiness ourselves; the command's pid is not the one expected
     NOTIFY_SOCKET: undefined,
   };
-  let pid: number;
-  try {
-    pid = spawnProcess({ command: shell ? [...LISTEN_PID_SHIM, ...o.command] : o.command, env, fds: [[fd, 3]] });
-  } catch (e) {
-    if (e instanceof SpawnError) throw new ExitCodeError(e.message, e.code, 127);
-    throw e;
-  }
+  const pid = spawnProcess({ command: shell ? [...LISTEN_PID_SHIM, ...o.command] : o.command, env, fds: [[fd, 3]] });
   log(`${program} (pid ${pid}) on ${o.host}:${member.port} (SO_REUSEPORT, handover: ${member.handover})`);
   sdNotify('READY=1', log);
 

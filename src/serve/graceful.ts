@@ -27,8 +27,8 @@
 // connections (one lost request per connection under a busy client).
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import { handOverPort } from '../net/handover/index.ts';
 import { native } from '../net/native.ts';
-import { handOverPort } from '../net/reuseport.ts';
 import { reuseportBinding } from './listen.ts';
 
 export interface GracefulOptions {

@@ -7,49 +7,14 @@
 // positional backlog keeps the shared socket's queue length (the object form
 // resets it to 511 for every process sharing it).
 // With reusePort, the sockets are this instance's own members of the port's
-// SO_REUSEPORT group (one per CPU when steering, see net/reuseport.ts): small
+// SO_REUSEPORT group (one per CPU when steering, see net/handover/): small
 // front net.Servers accept on them and hand each connection to `server`, and
 // graceful() hands the port over before it stops accepting.
-import { readFileSync } from 'node:fs';
 import { isIP, Server as NetServer, type Server } from 'node:net';
-import { native, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../net/native.ts';
-import { chooseHandover, type Handover, openReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
-import { parseServerStarterPort } from '../net/server-starter-port.ts';
+import { chooseHandover, type HandoverName, joinGroup, type ReuseportGroupMember } from '../net/handover/index.ts';
+import { inheritedSockets, systemBacklog } from '../net/inherited.ts';
 
-export interface InheritedSocket {
-  fd: number;
-  /** SERVER_STARTER_PORT key, or the systemd fd name. */
-  name: string;
-  source: 'server-starter' | 'systemd';
-}
-
-export function systemBacklog(): number {
-  try {
-    return Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()) || 4096;
-  } catch {
-    return 4096;
-  }
-}
-
-/** The listening sockets this process inherited, in their given order. */
-export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, warn = (m: string) => process.emitWarning(m)): InheritedSocket[] {
-  const ssp = env.SERVER_STARTER_PORT;
-  if (ssp !== undefined && ssp !== '') {
-    return parseServerStarterPort(ssp).flatMap(({ key, fd }) => {
-      if (native.getsockoptInt(fd, SOL_SOCKET, SO_TYPE) !== SOCK_STREAM) {
-        warn(`skipping SERVER_STARTER_PORT entry ${key}=${fd}: not a stream socket (UDP)`);
-        return [];
-      }
-      return [{ fd, name: key, source: 'server-starter' as const }];
-    });
-  }
-  if (env.LISTEN_FDS !== undefined && Number(env.LISTEN_PID) === process.pid) {
-    const count = Number(env.LISTEN_FDS);
-    const names = (env.LISTEN_FDNAMES ?? '').split(':');
-    return Array.from({ length: count }, (_, i) => ({ fd: 3 + i, name: names[i] || `fd${3 + i}`, source: 'systemd' as const }));
-  }
-  return [];
-}
+export { type InheritedSocket, inheritedSockets } from '../net/inherited.ts';
 
 export interface ListenOptions {
   host?: string;
@@ -59,7 +24,9 @@ export interface ListenOptions {
   /** Join the port's SO_REUSEPORT group, with a zero-loss handover on shutdown. */
   reusePort?: boolean;
   /** How to hand the port over (reusePort only); default: migrate if the kernel does it, else steer. */
-  handover?: 'auto' | Handover;
+  handover?: 'auto' | HandoverName;
+  /** reusePort with a mechanism that joins one instance at a time: the longest wait to join (default 30 s). */
+  joinTimeoutMs?: number;
 }
 
 export interface ReuseportBinding {
@@ -74,9 +41,11 @@ export function reuseportBinding(server: Server): ReuseportBinding | undefined {
   return reuseport.get(server);
 }
 
-async function listenReuseport(server: Server, host: string, port: number, backlog: number, handover: 'auto' | Handover): Promise<string> {
+async function listenReuseport(server: Server, host: string, port: number, backlog: number, o: ListenOptions): Promise<string> {
   if (!isIP(host)) throw new TypeError(`listen: reusePort needs a numeric host (got ${host})`);
-  const group = openReuseport(host, port, isIP(host) === 6 ? 6 : 4, backlog, chooseHandover(handover));
+  const handover = chooseHandover(o.handover ?? 'auto', false);
+  const family = isIP(host) === 6 ? 6 : 4;
+  const group = (await joinGroup({ host, port, family, backlog, handover, timeoutMs: o.joinTimeoutMs ?? 30_000 })) as ReuseportGroupMember;
   const fronts = await Promise.all(
     group.fds.map(
       (fd) =>
@@ -108,7 +77,7 @@ export async function listen(server: Server, options: ListenOptions = {}): Promi
   const backlog = options.backlog ?? systemBacklog();
   const [inherited] = inheritedSockets();
   if (!inherited && options.reusePort && options.path === undefined) {
-    return listenReuseport(server, options.host ?? '0.0.0.0', options.port ?? 0, backlog, options.handover ?? 'auto');
+    return listenReuseport(server, options.host ?? '0.0.0.0', options.port ?? 0, backlog, options);
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

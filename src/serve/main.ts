@@ -2,14 +2,58 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { HandoffError, type TakenOver, takeOver } from '../net/handoff.ts';
-import { chooseHandover, type Handover } from '../net/reuseport.ts';
+import { type OptionTable, optionHelp, parseOptions } from '../cli-kit/options.ts';
+import { BatonError } from '../errors.ts';
+import { type TakenOver, takeOver } from '../net/handoff.ts';
+import { chooseHandover, handoverChoices, handoverHelp } from '../net/handover/index.ts';
+import { systemBacklog } from '../net/inherited.ts';
 import { compileCacheDir } from '../process/compile-cache.ts';
 import { logger, writeOut } from '../process/log.ts';
-import { getopt } from '../start_server/getopt.ts';
-import { systemBacklog } from './listen.ts';
 import { Master } from './master.ts';
-import { type AcquiredSockets, acquireSockets, BindError } from './sockets.ts';
+import { acquireSockets } from './sockets.ts';
+
+export const SERVE_OPTIONS = {
+  host: { kind: 'string', placeholder: 'ADDR', help: 'address to bind (default 0.0.0.0)' },
+  port: { kind: 'integer', min: 0, max: 65535, help: 'port to bind (default 8080)' },
+  path: { kind: 'string', placeholder: 'FILE', help: 'a UNIX socket instead of TCP' },
+  backlog: { kind: 'integer', min: 1, help: 'listen backlog (default: net.core.somaxconn)' },
+  'reuse-port': {
+    kind: 'flag',
+    help: 'SO_REUSEPORT: share the port with other instances (containers with\n--net=host) and hand it over with no connection lost when this one stops',
+  },
+  handover: {
+    kind: 'choice',
+    choices: handoverChoices(false),
+    help: `how --reuse-port hands the port over (default auto):\n${handoverHelp(false, '  ')}`,
+  },
+  'handover-timeout': {
+    kind: 'seconds',
+    help: 'on stop, wait this long for another instance to listen before leaving\nthe port; with cbpf, also the longest wait to join it (default 30)',
+  },
+  'socket-handoff': {
+    kind: 'string',
+    placeholder: 'PATH',
+    aliases: ['handoff'],
+    help: 'take the listening sockets themselves (SCM_RIGHTS) from the instance\noffering them at PATH (a UNIX socket, e.g. on a volume shared by\ncontainers), else bind; then offer them there to the next instance,\nand stop once it serves',
+  },
+  'socket-handoff-uid': {
+    kind: 'integer',
+    min: 0,
+    placeholder: 'UID',
+    aliases: ['handoff-uid'],
+    help: 'also hand sockets to this uid (default: ours only)',
+  },
+  'max-workers': { kind: 'integer', min: 1, help: 'workers (default: number of CPUs)' },
+  'max-request-per-child': { kind: 'integer', min: 0, help: 'replace a worker after N requests (default 0: never)' },
+  'min-request-per-child': { kind: 'integer', min: 0, help: 'randomise that limit between min and max' },
+  'spawn-interval': { kind: 'seconds', help: 'pause between starting workers (default 0)' },
+  timeout: { kind: 'seconds', help: 'whole-request timeout (default 300)' },
+  'keepalive-timeout': { kind: 'seconds', help: 'idle keep-alive timeout (default 5)' },
+  'graceful-timeout': { kind: 'seconds', help: 'longest a stopping worker may take (default 30)' },
+  help: { kind: 'flag', help: 'this text' },
+} as const satisfies OptionTable;
+
+const section = (names: Array<keyof typeof SERVE_OPTIONS>) => optionHelp(SERVE_OPTIONS, names);
 
 export const SERVE_USAGE = `Usage: baton serve <app module> [options]
 
@@ -19,44 +63,20 @@ a factory returning one of those.
 
 Sockets: inherited from start_server (SERVER_STARTER_PORT) or systemd
 (LISTEN_FDS) when present, otherwise:
-  --host=ADDR                  (default 0.0.0.0)
-  --port=N                     (default 8080)
-  --path=FILE                  a UNIX socket instead of TCP
-  --backlog=N                  (default: net.core.somaxconn)
-  --reuse-port                 SO_REUSEPORT: share the port with other instances
-                               (containers with --net=host) and hand it over with
-                               no connection lost when this one stops
-  --handover=MODE              auto (default: migrate if net.ipv4.tcp_migrate_req=1,
-                               else steer), steer, migrate, or none (plain close)
-  --handover-timeout=SECS      on stop, wait this long for another instance to
-                               listen before leaving the port (default 30)
-  --handoff=PATH               take the listening sockets from the instance
-                               offering them at PATH (a UNIX socket, e.g. on a
-                               volume shared by containers), else bind; then
-                               offer them there to the next instance, and stop
-                               once it serves
-  --handoff-uid=UID            also hand sockets to this uid (default: ours only)
-
+${section(['host', 'port', 'path', 'backlog', 'reuse-port', 'handover', 'handover-timeout', 'socket-handoff', 'socket-handoff-uid'])}
 Workers:
-  --max-workers=N              (default: number of CPUs)
-  --max-request-per-child=N    replace a worker after N requests (default 0: never)
-  --min-request-per-child=N    randomise that limit between min and max
-  --spawn-interval=SECS        pause between starting workers
-  --timeout=SECS               whole-request timeout (default 300)
-  --keepalive-timeout=SECS     idle keep-alive timeout (default 5)
-  --graceful-timeout=SECS      longest a stopping worker may take (default 30)
-
+${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'timeout', 'keepalive-timeout', 'graceful-timeout'])}
 Signals to the master: HUP reloads (new workers with fresh code, then the old
 ones retire), TERM/INT/QUIT stop gracefully. With NOTIFY_SOCKET set, READY=1 is
 sent once every worker listens (use start_server --ready-notify).
-`;
+BATON_COMPILE_CACHE=off|DIR: Node's compile cache for the workers (default:
+a directory of ours under ~/.cache/baton).
 
-function seconds(v: string | undefined, name: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number of seconds, 0 or more (got ${JSON.stringify(v)})`);
-  return n;
-}
+Exit status: 0 after a clean stop; 1 for bad options or environment, an app
+that cannot start, or a failed socket handoff; an errno (98 address in use,
+17 --path exists and is not a socket) when a socket cannot be bound; 16
+when a cbpf handover could not join the port.
+`;
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP'] as const;
 const log = logger('baton serve: ');
@@ -92,104 +112,55 @@ export async function serveMain(argv: string[]): Promise<number> {
   for (const sig of SIGNALS) {
     process.on(sig, () => (deliver ? deliver(sig.slice(3)) : early.push(sig.slice(3))));
   }
-  const {
-    values: v,
-    rest,
-    errors,
-  } = getopt(argv, [
-    { name: 'host', kind: 'string' },
-    { name: 'port', kind: 'integer' },
-    { name: 'path', kind: 'string' },
-    { name: 'backlog', kind: 'integer' },
-    { name: 'reuse-port', kind: 'flag' },
-    { name: 'handover', kind: 'string' },
-    { name: 'handover-timeout', kind: 'string' },
-    { name: 'handoff', kind: 'string' },
-    { name: 'handoff-uid', kind: 'integer' },
-    { name: 'max-workers', kind: 'integer' },
-    { name: 'max-request-per-child', kind: 'integer' },
-    { name: 'min-request-per-child', kind: 'integer' },
-    { name: 'spawn-interval', kind: 'string' },
-    { name: 'timeout', kind: 'string' },
-    { name: 'keepalive-timeout', kind: 'string' },
-    { name: 'graceful-timeout', kind: 'string' },
-    { name: 'help', kind: 'flag' },
-  ]);
-  const fail = (msg: string, code = 1) => {
-    log(msg);
-    return code;
-  };
+  const { values: v, rest, errors } = parseOptions(SERVE_OPTIONS, argv);
+  const usage = (msg: string) => new BatonError(`${msg} (see baton serve --help)`, 'ERR_BATON_USAGE', 1);
   if (v.help) {
     writeOut(SERVE_USAGE);
     return 0;
   }
-  if (errors.length) return fail(`${errors[0]} (see baton serve --help)`);
-  if (rest.length !== 1)
-    return fail(
-      rest.length === 0 ? 'give the app module to serve (see baton serve --help)' : `one app module only (got ${rest.join(' ')})`,
-    );
+  if (errors.length) throw usage(errors[0] as string);
+  if (rest.length !== 1) throw usage(rest.length === 0 ? 'give the app module to serve' : `one app module only (got ${rest.join(' ')})`);
   const app = resolve(rest[0] as string);
-  if (!existsSync(app)) return fail(`app module not found: ${app}`);
-  const int = (k: string, dflt: number, min = 0) => {
-    const n = (v[k] as number | undefined) ?? dflt;
-    if (n < min) throw new Error(`--${k} must be ${min} or more (got ${n})`);
-    return n;
+  if (!existsSync(app)) throw new BatonError(`app module not found: ${app}`, 'ERR_BATON_APP', 1);
+  const ms = (s: number | undefined, dflt: number) => (s ?? dflt) * 1000;
+  const cfg = {
+    app,
+    workers: v['max-workers'] ?? availableParallelism(),
+    maxRequests: v['max-request-per-child'] ?? 0,
+    minRequests: v['min-request-per-child'] ?? 0,
+    spawnIntervalMs: ms(v['spawn-interval'], 0),
+    timeoutMs: ms(v.timeout, 300),
+    keepAliveTimeoutMs: ms(v['keepalive-timeout'], 5),
+    gracefulTimeoutMs: ms(v['graceful-timeout'], 30),
+    backlog: v.backlog ?? systemBacklog(),
+    handoverTimeoutMs: ms(v['handover-timeout'], 30),
+    compileCache: compileCacheDir(process.env.BATON_COMPILE_CACHE),
   };
-  let cfg: ConstructorParameters<typeof Master>[0];
-  let port: number;
-  let handover: Handover = 'none';
-  try {
-    port = int('port', 8080);
-    if (port > 65535) throw new Error(`--port must be at most 65535 (got ${port})`);
-    cfg = {
-      app,
-      workers: int('max-workers', availableParallelism(), 1),
-      maxRequests: int('max-request-per-child', 0),
-      minRequests: int('min-request-per-child', 0),
-      spawnIntervalMs: seconds(v['spawn-interval'] as string | undefined, 'spawn-interval', 0) * 1000,
-      timeoutMs: seconds(v.timeout as string | undefined, 'timeout', 300) * 1000,
-      keepAliveTimeoutMs: seconds(v['keepalive-timeout'] as string | undefined, 'keepalive-timeout', 5) * 1000,
-      gracefulTimeoutMs: seconds(v['graceful-timeout'] as string | undefined, 'graceful-timeout', 30) * 1000,
-      backlog: int('backlog', 0) || systemBacklog(),
-      handoverTimeoutMs: seconds(v['handover-timeout'] as string | undefined, 'handover-timeout', 30) * 1000,
-      compileCache: compileCacheDir(process.env.BATON_COMPILE_CACHE),
-    };
-    const h = (v.handover as string | undefined) ?? 'auto';
-    if (!['auto', 'steer', 'migrate', 'none'].includes(h)) throw new Error(`--handover must be auto, steer, migrate or none (got ${h})`);
-    handover = chooseHandover(h as 'auto');
-  } catch (e) {
-    return fail((e as Error).message);
-  }
+  const handover = chooseHandover(v.handover ?? 'auto', false);
   warnLowOpenFilesLimit(log);
-  let sockets: AcquiredSockets;
-  const handoffPath = v.handoff as string | undefined;
-  const allowUid = v['handoff-uid'] as number | undefined;
-  let taken: TakenOver | undefined;
-  try {
-    taken = handoffPath === undefined ? undefined : await takeOver(handoffPath, 10_000, allowUid);
-  } catch (e) {
-    if (e instanceof HandoffError) return fail(e.message);
-    throw e;
+  const handoffPath = v['socket-handoff'];
+  const allowUid = v['socket-handoff-uid'];
+  const taken: TakenOver | undefined = handoffPath === undefined ? undefined : await takeOver(handoffPath, 10_000, allowUid);
+  const sockets = taken
+    ? { fds: taken.fds, description: `${taken.description}, handed over by pid ${taken.from.pid}` }
+    : await acquireSockets(
+        {
+          host: v.host ?? '0.0.0.0',
+          port: v.port ?? 8080,
+          path: v.path,
+          backlog: cfg.backlog,
+          reusePort: v['reuse-port'],
+          handover,
+          joinTimeoutMs: cfg.handoverTimeoutMs,
+          cancelled: () => early.some((sig) => sig !== 'HUP'),
+        },
+        log,
+      );
+  if (!sockets) {
+    log(`stopped (${early.find((sig) => sig !== 'HUP')}) before joining the port: exiting`);
+    return 0;
   }
-  try {
-    sockets = taken
-      ? { fds: taken.fds, description: `${taken.description}, handed over by pid ${taken.from.pid}` }
-      : await acquireSockets(
-          {
-            host: (v.host as string | undefined) ?? '0.0.0.0',
-            port,
-            path: v.path as string | undefined,
-            backlog: cfg.backlog,
-            reusePort: v['reuse-port'] === true,
-            handover,
-          },
-          log,
-        );
-    log(`${cfg.app} on ${sockets.description}`);
-  } catch (e) {
-    if (e instanceof BindError) return fail(e.message, e.exitCode);
-    throw e;
-  }
+  log(`${cfg.app} on ${sockets.description}`);
   const master = new Master(
     cfg,
     sockets.fds,

@@ -13,12 +13,12 @@
 // - On TERM/INT/QUIT every worker is told to stop, and told again every second
 //   until it is gone (a signal can land just before a worker is ready to act
 //   on it); what outlives --graceful-timeout plus a margin is KILLed.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { HandoffOffer, type TakenOver } from '../net/handoff.ts';
-import { handOverPort, type ReuseportGroupMember } from '../net/reuseport.ts';
-import { sdNotify } from '../net/sd-notify.ts';
+import { handOverPort, type ReuseportGroupMember } from '../net/handover/index.ts';
 import { logger } from '../process/log.ts';
+import { sdNotify } from '../process/sd-notify.ts';
 import type { WorkerConfig, WorkerMessage } from './protocol.ts';
 
 const WORKER_ENTRY = join(import.meta.dirname, `worker${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
@@ -52,8 +52,32 @@ export interface HandoffConfig {
   description: string;
 }
 
+/** What the master needs of a worker process (a ChildProcess; a stand-in in tests). */
+export interface WorkerProcess {
+  readonly pid?: number | undefined;
+  kill(signal: NodeJS.Signals): boolean;
+  on(event: 'message', listener: (m: WorkerMessage) => void): this;
+  on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+}
+
+/** Starts a worker process with `config`, the listening sockets at fds 4... */
+export type WorkerLauncher = (config: WorkerConfig, fds: number[], compileCache: string | undefined) => WorkerProcess;
+
+/** A real worker: this Node running worker.ts, IPC on fd 3, the sockets from fd 4. */
+export const launchWorker: WorkerLauncher = (config, fds, compileCache) =>
+  spawn(process.execPath, [...process.execArgv, WORKER_ENTRY], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
+    env: {
+      ...process.env,
+      BATON_SERVE_WORKER: JSON.stringify(config),
+      // set at start-up, the cache covers the worker's own modules as well as the app's
+      ...(compileCache === undefined ? {} : { NODE_COMPILE_CACHE: compileCache }),
+    },
+  });
+
 interface Worker {
-  child: ChildProcess;
+  child: WorkerProcess;
   pid: number;
   slot: number;
   set: number;
@@ -77,8 +101,18 @@ export class Master {
   private readonly fds: number[];
   private readonly workers = new Set<Worker>();
   private currentSet = 0;
-  private stopping = false;
+  /**
+   * running; stop requested and the port being handed over (workers still
+   * serve and are still restarted); stopping (workers told to stop).
+   */
+  private phase: 'running' | 'handing-over' | 'stopping' = 'running';
   private readonly backoff = new Map<number, number>();
+  private readonly launch: WorkerLauncher;
+
+  /** A method, not a getter on `phase`: TypeScript would keep its narrowing across awaits. */
+  private stopping(): boolean {
+    return this.phase === 'stopping';
+  }
 
   private readonly group: ReuseportGroupMember | undefined;
   private readonly handoff: HandoffConfig | undefined;
@@ -89,14 +123,14 @@ export class Master {
    * `handoff`: sockets taken from a previous instance (told READY once we
    * serve) and offered at `path` to the next one.
    */
-  constructor(cfg: ServeConfig, fds: number[], group?: ReuseportGroupMember, handoff?: HandoffConfig) {
+  constructor(cfg: ServeConfig, fds: number[], group?: ReuseportGroupMember, handoff?: HandoffConfig, launch = launchWorker) {
     this.cfg = cfg;
     this.fds = fds;
     this.group = group;
     this.handoff = handoff;
+    this.launch = launch;
   }
 
-  private stopRequested = false;
   private stopDone!: () => void;
   private readonly stopped = new Promise<void>((resolve) => {
     this.stopDone = resolve;
@@ -109,13 +143,13 @@ export class Master {
    */
   async run(early: readonly string[] = []): Promise<number> {
     for (const sig of early) this.signal(sig);
-    if (!this.stopRequested) {
+    if (this.phase === 'running') {
       const started = await this.startSet(++this.currentSet);
       if (started.ok) {
         log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
         this.startOffering();
         sdNotify('READY=1', log);
-      } else if (!this.stopRequested) {
+      } else if (this.phase === 'running') {
         log(`could not start: ${started.why}`);
         await this.stopAll(this.allWorkers());
         return 1;
@@ -135,7 +169,7 @@ export class Master {
       description: h.description.replace(/, handed over by pid \d+$/, ''),
       allowUid: h.allowUid,
       log,
-      onTaken: (peer) => this.stop(`handoff to pid ${peer.pid}`),
+      onTaken: (peer) => this.stop(`sockets handed off to pid ${peer.pid}`),
     });
     log(`offering the listening sockets at ${h.path}`);
     h.taken?.ready();
@@ -144,7 +178,7 @@ export class Master {
   /** TERM, INT and QUIT stop; HUP reloads. */
   signal(sig: string): void {
     if (sig === 'HUP') void this.reload();
-    else this.stop(sig);
+    else this.stop(`received ${sig}`);
   }
 
   private allWorkers(): Worker[] {
@@ -168,15 +202,7 @@ export class Master {
       keepAliveTimeoutMs: this.cfg.keepAliveTimeoutMs,
       gracefulTimeoutMs: this.cfg.gracefulTimeoutMs,
     };
-    const child = spawn(process.execPath, [...process.execArgv, WORKER_ENTRY], {
-      stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...this.fds],
-      env: {
-        ...process.env,
-        BATON_SERVE_WORKER: JSON.stringify(config),
-        // set at start-up, the cache covers the worker's own modules as well as the app's
-        ...(this.cfg.compileCache === undefined ? {} : { NODE_COMPILE_CACHE: this.cfg.compileCache }),
-      },
-    });
+    const child = this.launch(config, this.fds, this.cfg.compileCache);
     const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };
     this.workers.add(w);
     child.on('message', (m: WorkerMessage) => this.onMessage(w, m));
@@ -195,13 +221,13 @@ export class Master {
   /** Starts one worker per slot (--spawn-interval apart) and waits until all listen. */
   private async startSet(set: number): Promise<{ ok: true } | { ok: false; why: string }> {
     const waits: Array<Promise<{ ok: true } | { ok: false; why: string }>> = [];
-    for (let slot = 0; slot < this.cfg.workers && !this.stopping; slot++) {
+    for (let slot = 0; slot < this.cfg.workers && !this.stopping(); slot++) {
       if (slot > 0 && this.cfg.spawnIntervalMs > 0) await new Promise((r) => setTimeout(r, this.cfg.spawnIntervalMs));
       waits.push(this.whenListening(this.spawnWorker(slot, set)));
     }
     const results = await Promise.all(waits);
     const failed = results.find((r) => !r.ok);
-    if (this.stopping) return { ok: false, why: 'stopped while starting' };
+    if (this.stopping()) return { ok: false, why: 'stopped while starting' };
     return failed ?? { ok: true };
   }
 
@@ -210,7 +236,7 @@ export class Master {
       w.listened = true;
       w.state = w.state === 'starting' ? 'listening' : w.state;
       w.onListening?.();
-    } else if (m?.type === 'recycle' && w.state === 'listening' && !this.stopping && w.set === this.currentSet) {
+    } else if (m?.type === 'recycle' && w.state === 'listening' && !this.stopping() && w.set === this.currentSet) {
       void this.replace(w, `served ${m.handled} requests`);
     }
   }
@@ -231,16 +257,13 @@ export class Master {
     if (!w.listened) {
       // also when it was told to stop while starting: whoever awaits its start must hear
       w.onFailedStart?.(`worker ${w.pid} ${how} before it was listening`);
-    } else if (w.state === 'listening' && !this.stopping && w.set === this.currentSet) {
-      const lived = Date.now() - w.startedAt;
-      const previous = this.backoff.get(w.slot) ?? 0;
-      const delay = lived >= STABLE_MS ? 0 : Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, previous * 2));
-      this.backoff.set(w.slot, delay);
+    } else if (w.state === 'listening' && !this.stopping() && w.set === this.currentSet) {
+      const delay = this.nextBackoff(w.slot, Date.now() - w.startedAt >= STABLE_MS);
       log(
         `worker ${w.pid} ${how} unexpectedly (its in-flight requests are lost); restarting slot ${w.slot}${delay ? ` in ${delay} ms` : ''}`,
       );
       setTimeout(() => {
-        if (!this.stopping && w.set === this.currentSet) void this.restartSlot(w.slot, w.set);
+        if (!this.stopping() && w.set === this.currentSet) void this.restartSlot(w.slot, w.set);
       }, delay);
     }
     clearInterval(w.retireTimer);
@@ -253,24 +276,23 @@ export class Master {
   private async restartSlot(slot: number, set: number): Promise<void> {
     const w = this.spawnWorker(slot, set);
     const r = await this.whenListening(w);
-    if (!r.ok && !this.stopping && set === this.currentSet) {
-      const delay = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, (this.backoff.get(slot) ?? 0) * 2));
-      this.backoff.set(slot, delay);
+    if (!r.ok && !this.stopping() && set === this.currentSet) {
+      const delay = this.nextBackoff(slot, false);
       log(`${r.why}; retrying slot ${slot} in ${delay} ms`);
       setTimeout(() => {
-        if (!this.stopping && set === this.currentSet) void this.restartSlot(slot, set);
+        if (!this.stopping() && set === this.currentSet) void this.restartSlot(slot, set);
       }, delay);
     }
   }
 
   /** HUP: a fresh set of workers (new code); the old set retires once it listens. */
   private async reload(): Promise<void> {
-    if (this.stopRequested) return;
+    if (this.phase !== 'running') return;
     const set = ++this.currentSet;
     log(`reloading: starting ${this.cfg.workers} new workers`);
     sdNotify('RELOADING=1', log);
     const r = await this.startSet(set);
-    if (this.stopping) return;
+    if (this.stopping()) return;
     if (!r.ok) {
       log(`reload failed (${r.why}); the previous workers keep serving`);
       for (const w of this.allWorkers()) if (w.set === set) this.retire(w);
@@ -304,8 +326,15 @@ export class Master {
     tell();
   }
 
+  /** The delay before restarting a slot: none after a stable life, else doubling from 100 ms to 10 s. */
+  private nextBackoff(slot: number, stable: boolean): number {
+    const delay = stable ? 0 : Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, (this.backoff.get(slot) ?? 0) * 2));
+    this.backoff.set(slot, delay);
+    return delay;
+  }
+
   private stopAll(workers: Worker[]): Promise<void> {
-    this.stopping = true;
+    this.phase = 'stopping';
     for (const w of workers) this.retire(w);
     return this.allGone();
   }
@@ -317,11 +346,12 @@ export class Master {
     return new Promise((resolve) => this.goneWaiters.push(resolve));
   }
 
-  private stop(sig: string): void {
-    if (this.stopRequested) return;
-    this.stopRequested = true;
+  /** `why`: for the log line ("received TERM", "sockets handed off to pid N"). */
+  private stop(why: string): void {
+    if (this.phase !== 'running') return;
+    this.phase = 'handing-over';
     this.offer?.close();
-    log(`${sig.startsWith('handoff') ? sig : `received ${sig}`}: stopping ${this.workers.size} workers gracefully`);
+    log(`${why}: stopping ${this.workers.size} workers gracefully`);
     sdNotify('STOPPING=1', log);
     void this.handOver()
       .then(() => this.stopAll(this.allWorkers()))

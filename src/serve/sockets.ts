@@ -2,12 +2,13 @@
 // (start_server, systemd) or bound here by the addon, never through `net`
 // (the master must not accept connections itself).
 import { lookup } from 'node:dns/promises';
-import { lstatSync, unlinkSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { ExitCodeError } from '../errors.ts';
+import { BatonError } from '../errors.ts';
+import { bindError } from '../net/bind-error.ts';
+import { type HandoverName, joinGroup, type ReuseportGroupMember } from '../net/handover/index.ts';
+import { inheritedSockets } from '../net/inherited.ts';
 import { native } from '../net/native.ts';
-import { type Handover, openReuseport, type ReuseportGroupMember } from '../net/reuseport.ts';
-import { inheritedSockets } from './listen.ts';
+import { claimSocketPath } from '../net/socket-path.ts';
 
 export interface SocketRequest {
   host: string;
@@ -15,10 +16,12 @@ export interface SocketRequest {
   path: string | undefined;
   backlog: number;
   reusePort: boolean;
-  handover: Handover;
+  handover: HandoverName;
+  /** With a handover that joins one instance at a time: the longest wait to join. */
+  joinTimeoutMs: number;
+  /** Checked while waiting to join: true gives up (told to stop first). */
+  cancelled: () => boolean;
 }
-
-export class BindError extends ExitCodeError {}
 
 export interface AcquiredSockets {
   fds: number[];
@@ -27,57 +30,48 @@ export interface AcquiredSockets {
   group?: ReuseportGroupMember;
 }
 
-async function bind(req: SocketRequest): Promise<number> {
-  if (req.path !== undefined) {
-    try {
-      if (lstatSync(req.path).isSocket()) unlinkSync(req.path);
-      else throw new BindError(`refusing to replace ${req.path}: it exists and is not a socket`, 'EEXIST', 17);
-    } catch (e) {
-      if (e instanceof BindError) throw e;
-    }
-    return native.openSocket({ family: 1, path: req.path, backlog: req.backlog, cloexec: true });
+async function resolveHost(host: string): Promise<string> {
+  if (isIP(host)) return host;
+  try {
+    return (await lookup(host)).address;
+  } catch {
+    throw new BatonError(`cannot resolve --host ${host}`, 'ENOTFOUND', 1);
   }
-  let host = req.host;
-  if (!isIP(host)) {
-    try {
-      host = (await lookup(host)).address;
-    } catch {
-      throw new BindError(`cannot resolve --host ${req.host}`, 'ENOTFOUND', 1);
-    }
-  }
-  return native.openSocket({
-    family: isIP(host) === 6 ? 6 : 4,
-    host,
-    port: req.port,
-    backlog: req.backlog,
-    reusePort: req.reusePort,
-    cloexec: true,
-  });
 }
 
-export async function acquireSockets(req: SocketRequest, warn: (m: string) => void): Promise<AcquiredSockets> {
+/** Inherited sockets, else bound as asked; undefined when cancelled while waiting to join a reuse-port group. */
+export async function acquireSockets(req: SocketRequest, warn: (m: string) => void): Promise<AcquiredSockets | undefined> {
   const inherited = inheritedSockets(process.env, warn);
   if (inherited.length > 0) {
     return { fds: inherited.map((s) => s.fd), description: inherited.map((s) => `${s.name} (${s.source})`).join(', ') };
   }
+  const where = req.path ?? `${req.host}:${req.port}`;
   try {
-    if (req.reusePort && req.path === undefined) {
-      const host = isIP(req.host) ? req.host : (await lookup(req.host)).address;
-      const group = openReuseport(host, req.port, isIP(host) === 6 ? 6 : 4, req.backlog, req.handover);
-      const how = req.handover === 'steer' ? `${group.fds.length} per-CPU listeners, handover by steering` : `handover: ${req.handover}`;
+    if (req.path !== undefined) {
+      claimSocketPath(req.path);
+      const fd = native.openSocket({ family: 1, path: req.path, backlog: req.backlog, cloexec: true });
+      return { fds: [fd], description: req.path };
+    }
+    const host = await resolveHost(req.host);
+    const family = isIP(host) === 6 ? 6 : 4;
+    if (req.reusePort) {
+      const group = await joinGroup({
+        host,
+        port: req.port,
+        family,
+        backlog: req.backlog,
+        handover: req.handover,
+        timeoutMs: req.joinTimeoutMs,
+        cancelled: req.cancelled,
+      });
+      if (!group) return undefined;
+      const how = group.fds.length > 1 ? `${group.fds.length} per-CPU listeners, handover: ${req.handover}` : `handover: ${req.handover}`;
       return { fds: group.fds, group, description: `${host}:${group.port} (SO_REUSEPORT, ${how})` };
     }
-    const fd = await bind(req);
-    const where = req.path ?? `${req.host}:${native.localAddress(fd).port}`;
-    return { fds: [fd], description: `${where}${req.reusePort ? ' (SO_REUSEPORT)' : ''}` };
+    const fd = native.openSocket({ family, host, port: req.port, backlog: req.backlog, cloexec: true });
+    return { fds: [fd], description: `${req.host}:${native.localAddress(fd).port}` };
   } catch (e) {
-    if (e instanceof BindError) throw e;
-    const err = e as NodeJS.ErrnoException;
-    const hint = err.code === 'EADDRINUSE' ? ' (another process listens there; stop it, pick another --port, or use --reuse-port)' : '';
-    throw new BindError(
-      `cannot listen on ${req.path ?? `${req.host}:${req.port}`}: ${err.message}${hint}`,
-      err.code ?? 'EUNKNOWN',
-      Math.abs(err.errno ?? 0) || 1,
-    );
+    if (e instanceof BatonError) throw e;
+    throw bindError(e, `cannot listen on ${where}: `, 'stop it, pick another --port, or use --reuse-port');
   }
 }

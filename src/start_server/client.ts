@@ -3,21 +3,17 @@
 // pid file's lock, i.e. after it removed the file and exited.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ExitCodeError, errnoExit } from '../errors.ts';
+import { BatonError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
+import { processAlive } from '../process/alive.ts';
 import { logLine as log } from '../process/log.ts';
 import { readStatusGenerations } from './files.ts';
-import { processAlive } from './process-alive.ts';
 
-export class ClientError extends ExitCodeError {
-  constructor(message: string, exitCode: number) {
-    super(message, 'ERR_BATON_CLIENT', exitCode);
-  }
-}
+const clientError = (message: string, exitCode: number) => new BatonError(message, 'ERR_BATON_CLIENT', exitCode);
 
 function readPid(text: string, file: string): number {
   const line = text.split('\n')[0] ?? '';
-  if (!/^\d+$/.test(line)) throw new ClientError(`pid file ${file} does not hold a pid (got ${JSON.stringify(line)})`, 255);
+  if (!/^\d+$/.test(line)) throw clientError(`pid file ${file} does not hold a pid (got ${JSON.stringify(line)})`, 255);
   return Number(line);
 }
 
@@ -25,7 +21,7 @@ function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ClientError(`failed to open file:${path}:${(e as Error).message}`, errnoExit(e));
+    throw clientError(`failed to open file:${path}:${(e as Error).message}`, errnoExit(e));
   }
 }
 
@@ -33,17 +29,17 @@ function signal(pid: number, sig: 'TERM' | 'HUP'): void {
   try {
     process.kill(pid, `SIG${sig}`);
   } catch (e) {
-    throw new ClientError(`failed to send SIG${sig} to the server process ${pid}:${(e as Error).message}`, errnoExit(e));
+    throw clientError(`failed to send SIG${sig} to the server process ${pid}:${(e as Error).message}`, errnoExit(e));
   }
 }
 
 export function stopServer(pidFile: string | undefined): void {
-  if (!pidFile) throw new ClientError('--stop option requires --pid-file to be set as well', 255);
+  if (!pidFile) throw clientError('--stop option requires --pid-file to be set as well', 255);
   let fd: number;
   try {
     fd = openSync(pidFile, 'r+');
   } catch (e) {
-    throw new ClientError(`failed to open file:${pidFile}:${(e as Error).message}`, errnoExit(e));
+    throw clientError(`failed to open file:${pidFile}:${(e as Error).message}`, errnoExit(e));
   }
   try {
     const pid = readPid(readFileSync(fd, 'utf8'), pidFile);
@@ -62,17 +58,17 @@ export function stopServer(pidFile: string | undefined): void {
  */
 export async function restartServer(pidFile: string | undefined, statusFile: string | undefined): Promise<void> {
   if (!pidFile || !statusFile) {
-    throw new ClientError('--restart option requires --pid-file and --status-file to be set as well', 255);
+    throw clientError('--restart option requires --pid-file and --status-file to be set as well', 255);
   }
   const pid = readPid(readText(pidFile), pidFile);
   const before = readStatusGenerations(statusFile, readText);
-  if (before.length === 0) throw new ClientError('no active process found in the status file', 255);
+  if (before.length === 0) throw clientError('no active process found in the status file', 255);
   const target = (before.at(-1) as number) + 1;
   signal(pid, 'HUP');
   for (;;) {
     const gens = readStatusGenerations(statusFile, readText);
     if (gens.length === 1 && (gens[0] as number) >= target) return;
-    if (!processAlive(pid)) throw new ClientError(`start_server (pid ${pid}) exited before the restart completed`, 1);
+    if (!processAlive(pid)) throw clientError(`start_server (pid ${pid}) exited before the restart completed`, 1);
     await sleep(1000);
   }
 }

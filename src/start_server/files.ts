@@ -2,17 +2,13 @@
 // process (that lock is what `--stop` waits on); the status file is replaced
 // atomically. Neither follows a symlink planted at the path.
 import { closeSync, constants, ftruncateSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { ExitCodeError, errnoExit } from '../errors.ts';
+import { BatonError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
 import { logLine as log } from '../process/log.ts';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
-export class PidFileError extends ExitCodeError {
-  constructor(message: string, exitCode: number) {
-    super(message, 'ERR_BATON_PID_FILE', exitCode);
-  }
-}
+const pidFileError = (message: string, exitCode: number) => new BatonError(message, 'ERR_BATON_PID_FILE', exitCode);
 
 export interface PidFile {
   release(): void;
@@ -25,15 +21,12 @@ export function acquirePidFile(path: string, pid: number): PidFile {
     fd = openSync(path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new PidFileError(`failed to open file:${path}: ${err.message}`, errnoExit(err));
+    throw pidFileError(`failed to open file:${path}: ${err.message}`, errnoExit(err));
   }
   // Lock before truncating: upstream truncates a running instance's pid file first.
   if (!native.flock(fd, 'ex', true)) {
     closeSync(fd);
-    throw new PidFileError(
-      `pid file ${path} is locked by a running start_server; stop it first (start_server --stop --pid-file=${path})`,
-      11,
-    );
+    throw pidFileError(`pid file ${path} is locked by a running start_server; stop it first (start_server --stop --pid-file=${path})`, 11);
   }
   ftruncateSync(fd, 0);
   writeSync(fd, `${pid}\n`);

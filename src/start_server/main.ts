@@ -1,30 +1,23 @@
 // The start_server command: parse, then act in upstream's order (help,
 // version, restart, stop, start), and turn every failure into one line on
 // stderr and a documented exit code.
-import { closeSync, openSync, readFileSync, unlinkSync } from 'node:fs';
-import { ExitCodeError, errnoExit } from '../errors.ts';
+import { closeSync, openSync, unlinkSync } from 'node:fs';
+import { runCommand } from '../cli-kit/run.ts';
+import { systemError } from '../errors.ts';
+import { systemBacklog } from '../net/inherited.ts';
 import { closeListeners, type Listener, openListeners } from '../net/listeners.ts';
 import { native } from '../net/native.ts';
-import { PortSpecError } from '../net/port-spec.ts';
+import { Inbox } from '../process/inbox.ts';
 import { logLine as log, writeOut } from '../process/log.ts';
+import { spawnProcess } from '../process/spawn.ts';
 import { restartServer, stopServer } from './client.ts';
 import { loadEnvdir } from './envdir.ts';
 import { acquirePidFile } from './files.ts';
-import { Inbox } from './inbox.ts';
-import { HELP, parseArgs, type StartServerOptions, UsageError } from './options.ts';
-import { spawnProcess } from './spawn.ts';
+import { HELP, parseArgs, type StartServerOptions } from './options.ts';
 import { HANDLED_SIGNALS, Supervisor } from './supervisor.ts';
 
 export const COMPAT_VERSION = '0.35';
 const DAEMON_ENV = '__BATON_START_SERVER_DAEMON';
-
-function somaxconn(): number {
-  try {
-    return Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()) || 4096;
-  } catch {
-    return 4096;
-  }
-}
 
 /** The environment the supervisor and its workers start from (upstream exports these). */
 function startupEnv(o: StartServerOptions): Record<string, string | undefined> {
@@ -49,7 +42,7 @@ function openLog(spec: string, env: Record<string, string | undefined>): number 
   try {
     return openSync(spec, 'a');
   } catch (e) {
-    throw new UsageError(`failed to open log file:${spec}: ${(e as Error).message}`, errnoExit(e));
+    throw systemError(e, `failed to open log file:${spec}: ${(e as Error).message}`);
   }
 }
 
@@ -73,7 +66,7 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
   } else {
     const logFd = o.logFile === undefined ? undefined : openLog(o.logFile, env);
     log(`start_server (pid:${process.pid}) starting now...`);
-    listeners = await openListeners({ ports: o.ports, paths: o.paths, backlog: o.backlog || somaxconn(), warn: log });
+    listeners = await openListeners({ ports: o.ports, paths: o.paths, backlog: o.backlog || systemBacklog(), warn: log });
     if (logFd !== undefined) {
       native.dup2(logFd, 1);
       native.dup2(logFd, 2);
@@ -107,33 +100,26 @@ export async function main(argv: readonly string[]): Promise<number> {
   const inbox = new Inbox();
   inbox.listen(HANDLED_SIGNALS);
   try {
-    const action = parseArgs(argv);
-    switch (action.kind) {
-      case 'help':
-        writeOut(HELP);
-        return 0;
-      case 'version':
-        writeOut(`${COMPAT_VERSION}\n`);
-        return 0;
-      case 'restart':
-        await restartServer(action.pidFile, action.statusFile);
-        return 0;
-      case 'stop':
-        stopServer(action.pidFile);
-        return 0;
-      case 'start':
-        return await start(action.options, inbox);
-    }
-  } catch (e) {
-    if (e instanceof ExitCodeError) {
-      log(e.message);
-      return e.exitCode;
-    }
-    if (e instanceof PortSpecError) {
-      log(e.message);
-      return 255;
-    }
-    throw e;
+    // upstream's messages have no prefix
+    return await runCommand('', async () => {
+      const action = parseArgs(argv);
+      switch (action.kind) {
+        case 'help':
+          writeOut(HELP);
+          return 0;
+        case 'version':
+          writeOut(`${COMPAT_VERSION}\n`);
+          return 0;
+        case 'restart':
+          await restartServer(action.pidFile, action.statusFile);
+          return 0;
+        case 'stop':
+          stopServer(action.pidFile);
+          return 0;
+        case 'start':
+          return await start(action.options, inbox);
+      }
+    });
   } finally {
     inbox.close();
   }

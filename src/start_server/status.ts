@@ -1,8 +1,11 @@
 // `baton status`: what a running start_server is doing, read from its pid file
 // and status file plus /proc: generations, pids, uptimes, listening sockets.
 import { readFileSync } from 'node:fs';
+import { type OptionTable, parseOptions } from '../cli-kit/options.ts';
+import { BatonError } from '../errors.ts';
+import { processAlive } from '../process/alive.ts';
+import { writeOut } from '../process/log.ts';
 import { readStatusGenerations } from './files.ts';
-import { processAlive } from './process-alive.ts';
 
 export interface WorkerStatus {
   generation: number;
@@ -71,4 +74,30 @@ export function formatServerStatus(s: ServerStatus): string {
   }
   if (s.workers.length === 0) lines.push('no generation is running');
   return `${lines.join('\n')}\n`;
+}
+
+export const STATUS_OPTIONS = {
+  'status-file': { kind: 'string', placeholder: 'FILE', help: 'the status file given to start_server (required)' },
+  'pid-file': { kind: 'string', placeholder: 'FILE', help: "start_server's pid file, to report on it too" },
+  json: { kind: 'flag', help: 'one JSON object instead of lines' },
+} as const satisfies OptionTable;
+
+/** `baton status`: exit 0 while a generation runs, 3 when none does or the status cannot be read. */
+export async function statusMain(argv: string[]): Promise<number> {
+  const { values: v, errors, rest } = parseOptions(STATUS_OPTIONS, argv);
+  if (errors.length || rest.length) throw new BatonError(errors[0] ?? `unexpected argument ${rest[0]}`, 'ERR_BATON_USAGE', 1);
+  const statusFile = v['status-file'];
+  if (!statusFile) throw new BatonError('status needs --status-file (the one given to start_server)', 'ERR_BATON_USAGE', 1);
+  let s: ServerStatus;
+  try {
+    s = readServerStatus(v['pid-file'], statusFile);
+  } catch (e) {
+    throw new BatonError(
+      `cannot read status: ${(e as Error).message} (is start_server running with --status-file=${statusFile}?)`,
+      'ERR_BATON_STATUS',
+      3,
+    );
+  }
+  writeOut(v.json ? `${JSON.stringify(s)}\n` : formatServerStatus(s));
+  return s.workers.some((w) => w.alive) ? 0 : 3;
 }

@@ -12,18 +12,20 @@
 // - Generation numbers grow by one per start attempt, failed ones included.
 // - Every child is reaped; the status file lists exactly the live, accepted
 //   workers; the supervisor never writes to stdout.
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BatonError } from '../errors.ts';
 import { type Listener, serverStarterPort } from '../net/listeners.ts';
 import { native } from '../net/native.ts';
+import type { Exit, Inbox } from '../process/inbox.ts';
 import { logLine as log } from '../process/log.ts';
+import { signalNumber } from '../process/signals.ts';
+import { devNullFd, spawnProcess } from '../process/spawn.ts';
 import { loadEnvdir, perlTrue } from './envdir.ts';
 import { writeStatusFile } from './files.ts';
-import type { Exit, Inbox } from './inbox.ts';
 import type { StartServerOptions } from './options.ts';
-import { signalNumber } from './signals.ts';
-import { devNullFd, type SpawnError, spawnProcess } from './spawn.ts';
 
 /** Signals the loop takes (QUIT like INT; USR1/USR2 are logged and ignored). */
 export const HANDLED_SIGNALS = ['HUP', 'TERM', 'INT', 'QUIT', 'USR1', 'USR2'];
@@ -198,7 +200,7 @@ export class Supervisor {
       log(`starting new worker ${pid}`);
       return pid;
     } catch (e) {
-      const err = e as SpawnError;
+      const err = e as BatonError;
       log(err.code === 'ENOENT' && err.message.startsWith('failed to chdir') ? err.message : `failed to exec ${err.message}`);
       return undefined;
     }

@@ -164,7 +164,7 @@ test(`--handoff between containers without host networking: ${SWAPS / 2} handoff
       { env },
     );
     await current.exited;
-    assert.match(current.stderr(), /handoff to pid \d+: stopping/);
+    assert.match(current.stderr(), /sockets handed off to pid \d+: stopping/);
     await waitFor('new container offering', () => /offering the listening sockets/.test(next.stderr()), 30_000);
     assert.match(next.stderr(), /handed over by pid \d+/);
     current = next;

@@ -134,7 +134,7 @@ test('bad drill options: one-line errors, exit 1', async (t) => {
     [['--url=http://127.0.0.1:1/'], /--url needs --deploy/],
     [['--rate=-1', '--', 'x'], /--rate must be 0 or more/],
     [['--every=0', '--', 'x'], /--every must be a positive number/],
-    [['--method=PUT', '--', 'x'], /--method must be GET or POST/],
+    [['--method=PUT', '--', 'x'], /--method must be one of GET, POST/],
     [['--bogus', '--', 'x'], /Unknown option: bogus/],
   ] as const) {
     const r = run(t, BATON, ['drill', ...args]);

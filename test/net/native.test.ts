@@ -2,12 +2,14 @@
 // reuseport cBPF steering, fd passing with SCM_RIGHTS, datagrams with
 // credentials.
 import assert from 'node:assert/strict';
-import { existsSync, fstatSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, fstatSync, readdirSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native, SO_REUSEPORT, SOL_SOCKET } from '../../src/net/native.ts';
-import { freePort, tempDir } from '../helpers.ts';
+import { freePort, have, ROOT, tempDir } from '../helpers.ts';
 
 test('errors carry the errno code, number and syscall', () => {
   const a = native.openSocket({ family: 4, host: '127.0.0.1', port: 0, backlog: 8 });
@@ -130,4 +132,61 @@ test('tcpListeners (sock_diag) lists every listener on a port with its inode and
   client.destroy();
   for (const fd of fds) native.closeFd(fd);
   assert.deepEqual(native.tcpListeners(4, port), []);
+});
+
+test('a UNIX socket path gets its mode without the process umask changing (other threads create files too)', (t) => {
+  const dir = tempDir(t);
+  const before = process.umask();
+  const fd = native.openSocket({ family: 1, path: `${dir}/s`, backlog: 8, mode: 0o600 });
+  assert.equal(process.umask(), before);
+  assert.equal(statSync(`${dir}/s`).mode & 0o777, 0o600);
+  const wide = native.openSocket({ family: 1, path: `${dir}/w`, backlog: 8, mode: 0o777 });
+  assert.equal(statSync(`${dir}/w`).mode & 0o777, 0o777, 'exactly the mode asked for, whatever the umask');
+  native.closeFd(fd);
+  native.closeFd(wide);
+});
+
+test('SOCK_SEQPACKET keeps message boundaries; a message cut short is refused and the fds it brought are closed', (t) => {
+  const dir = tempDir(t);
+  const listener = native.openSocket({ family: 1, type: 'seqpacket', path: `${dir}/q`, backlog: 8, nonblock: true });
+  const client = native.connectUnix(`${dir}/q`, 'seqpacket');
+  const server = native.acceptConn(listener) as number;
+  native.sendFds(client, [], 'one');
+  native.sendFds(client, [], 'two');
+  assert.equal(native.recvMsg(server)?.data, 'one');
+  assert.equal(native.recvMsg(server)?.data, 'two');
+  // more than recvMsg takes (4096 bytes of data), with an fd riding along
+  const passed = native.openSocket({ family: 4, host: '127.0.0.1', port: 0, backlog: 1 });
+  const inode = fstatSync(passed).ino;
+  const fdsBefore = readdirSync('/proc/self/fd').length;
+  native.sendFds(client, [passed], 'x'.repeat(5000));
+  assert.throws(
+    () => native.recvMsg(server),
+    (e: NodeJS.ErrnoException) => e.code === 'EMSGSIZE',
+  );
+  assert.equal(readdirSync('/proc/self/fd').length, fdsBefore, 'the fd that came with the cut message was closed');
+  assert.equal(fstatSync(passed).ino, inode, 'ours is untouched');
+  for (const fd of [passed, server, client, listener]) native.closeFd(fd);
+});
+
+test('bad arguments are type errors, never a silent stand-in (no fd 0 for a pair that cannot be read)', () => {
+  assert.throws(() => native.spawn('/bin/true', ['true'], [], { fds: [[1, 'x' as unknown as number]] }), TypeError);
+  assert.throws(() => native.spawn('/bin/true', ['true'], [], { fds: [[-1, 3]] }), TypeError);
+  assert.throws(() => native.sendFds(1, [-5], 'x'), TypeError);
+});
+
+test('the addon needs nothing newer than glibc 2.28 (Debian 10, RHEL 8, Ubuntu 20.04)', {
+  skip: have('objdump') ? false : 'missing objdump (binutils)',
+}, () => {
+  const built = [join(ROOT, 'build', 'Release', 'baton.node'), join(ROOT, 'prebuilds', 'linux-x64', 'baton.node')].filter((f) =>
+    existsSync(f),
+  );
+  assert.ok(built.length > 0, 'a built addon');
+  for (const file of built) {
+    const versions = execFileSync('objdump', ['-T', file], { encoding: 'utf8' }).match(/GLIBC_[\d.]+/g) ?? [];
+    const newest = [...new Set(versions)]
+      .map((v) => v.slice(6).split('.').map(Number))
+      .sort((a, b) => (b[0] ?? 0) - (a[0] ?? 0) || (b[1] ?? 0) - (a[1] ?? 0))[0];
+    assert.ok(newest && (newest[0] as number) <= 2 && (newest[1] ?? 0) <= 28, `${file} needs GLIBC_${newest?.join('.')}`);
+  }
 });

@@ -29,7 +29,7 @@ async function chain(
   for (let i = 0; i < SWAPS; i++) {
     const next = run(t, BATON, ['serve', APP, '--max-workers=2', `--handoff=${sock}`]);
     await current.exited;
-    assert.match(current.stderr(), /handoff to pid \d+: stopping 2 workers gracefully/);
+    assert.match(current.stderr(), /sockets handed off to pid \d+: stopping 2 workers gracefully/);
     assert.match(next.stderr(), /handed over by pid \d+/);
     handed++;
     current = next;
@@ -95,11 +95,13 @@ test('the handoff socket is 0600 and another uid can neither take our sockets no
   await waitFor('offering', () => /offering the listening sockets/.test(ours.stderr()), 15_000);
   assert.equal(statSync(sock).mode & 0o777, 0o600);
   const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath];
-  const connect = `require('net').connect(${JSON.stringify(sock)}).on('error', (e) => { console.log(e.code); process.exit(0) }).on('connect', function () { this.write('TAKE'); setTimeout(() => process.exit(0), 500) })`;
-  const denied = spawnSync('setpriv', [...asNobody, '-e', connect], { encoding: 'utf8' });
-  assert.equal(denied.stdout.trim(), 'EACCES', 'mode 0600 keeps other users out');
+  // another user asks for our sockets the way baton would (a SOCK_SEQPACKET message)
+  const connect = `const { native } = await import(${JSON.stringify(join(ROOT, 'src', 'net', 'native.ts'))});
+try { native.sendFds(native.connectUnix(${JSON.stringify(sock)}, 'seqpacket'), [], 'TAKE'); await new Promise((r) => setTimeout(r, 500)); console.log('connected') } catch (e) { console.log(e.code) }`;
+  const attempt = () => spawnSync('setpriv', [...asNobody, '--input-type=module', '-e', connect], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(attempt(), 'EACCES', 'mode 0600 keeps other users out');
   chmodSync(sock, 0o666);
-  spawnSync('setpriv', [...asNobody, '-e', connect], { encoding: 'utf8' });
+  assert.equal(attempt(), 'connected');
   await waitFor('refusal logged', () => /handoff: refused a request from pid \d+ uid 65534/.test(ours.stderr()));
   assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200, 'still serving');
   ours.child.kill('SIGTERM');

@@ -103,7 +103,8 @@ test('baton doctor names the handover mechanism and how to enable the kernel one
   const d = run(t, BATON, ['doctor']);
   assert.equal((await d.exited).code, 0);
   assert.match(d.stdout(), /baton serve --reuse-port will hand over by: (steer|migrate)/);
-  assert.match(d.stdout(), /SO_INCOMING_CPU steering within a reuseport group: supported/);
+  assert.match(d.stdout(), /^ {2}steer: available - one listener per CPU/m);
+  assert.match(d.stdout(), /^ {2}cbpf: available/m);
   if (/tcp_migrate_req: 0/.test(d.stdout())) assert.match(d.stdout(), /sysctl -w net\.ipv4\.tcp_migrate_req=1/);
 });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { getopt } from '../../src/start_server/getopt.ts';
+import { type OptionTable, optionHelp, parseOptions } from '../../src/cli-kit/options.ts';
+import { normalizeSignal } from '../../src/process/signals.ts';
 import { parseArgs, type StartServerOptions } from '../../src/start_server/options.ts';
-import { normalizeSignal } from '../../src/start_server/signals.ts';
 
 function startOptions(argv: string[]): StartServerOptions {
   const a = parseArgs(argv);
@@ -46,18 +46,18 @@ test('abbreviations prefer upstream options over baton extensions', () => {
 });
 
 test('a mandatory value is taken even when it starts with a dash', () => {
-  assert.deepEqual(getopt(['--dir', '-weird', 'x'], [{ name: 'dir', kind: 'string' }]).values, { dir: '-weird' });
+  assert.deepEqual(parseOptions({ dir: { kind: 'string', help: '' } }, ['--dir', '-weird', 'x']).values, { dir: '-weird' });
 });
 
 test('Getopt::Long error messages', () => {
-  const errs = (argv: string[]) =>
-    getopt(argv, [
-      { name: 'path', kind: 'list' },
-      { name: 'pid-file', kind: 'string' },
-      { name: 'port', kind: 'list' },
-      { name: 'interval', kind: 'integer' },
-      { name: 'daemonize', kind: 'flag' },
-    ]).errors;
+  const table = {
+    path: { kind: 'list', help: '' },
+    'pid-file': { kind: 'string', help: '' },
+    port: { kind: 'list', help: '' },
+    interval: { kind: 'integer', help: '' },
+    daemonize: { kind: 'flag', help: '' },
+  } as const satisfies OptionTable;
+  const errs = (argv: string[]) => parseOptions(table, argv).errors;
   assert.deepEqual(errs(['--p=1']), ['Option p is ambiguous (path, pid-file, port)']);
   assert.deepEqual(errs(['--bogus']), ['Unknown option: bogus']);
   assert.deepEqual(errs(['--interval=abc']), ['Value "abc" invalid for option interval (number expected)']);
@@ -110,4 +110,25 @@ test('signal names: any case, optional SIG, numbers', () => {
   assert.equal(normalizeSignal('SIGTERM', 'x'), 'TERM');
   assert.equal(normalizeSignal('15', 'x'), 'TERM');
   assert.throws(() => normalizeSignal('99', 'x'));
+});
+
+test('option tables: typed values, seconds and choices checked, aliases, generated help', () => {
+  const table = {
+    timeout: { kind: 'seconds', help: 'whole-request timeout' },
+    mode: { kind: 'choice', choices: ['a', 'b'], help: 'how' },
+    'socket-handoff': { kind: 'string', placeholder: 'PATH', aliases: ['handoff'], help: 'take sockets\nfrom PATH' },
+    old: { kind: 'flag', hidden: true, help: 'gone' },
+  } as const satisfies OptionTable;
+  const ok = parseOptions(table, ['--timeout=1.5', '--mode', 'b', '--handoff=/x']);
+  assert.deepEqual(ok.errors, []);
+  assert.deepEqual(ok.values, { timeout: 1.5, mode: 'b', 'socket-handoff': '/x', old: false });
+  assert.deepEqual(parseOptions(table, ['--timeout=-1', '--mode=c']).errors, [
+    '--timeout must be a number of seconds, 0 or more (got "-1")',
+    '--mode must be one of a, b (got "c")',
+  ]);
+  const help = optionHelp(table);
+  assert.match(help, /^ {2}--timeout=SECS +whole-request timeout$/m);
+  assert.match(help, /^ {2}--mode=a\|b +how$/m);
+  assert.match(help, /^ {2}--socket-handoff=PATH +take sockets\n +from PATH$/m);
+  assert.doesNotMatch(help, /--old/);
 });

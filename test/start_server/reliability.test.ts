@@ -7,7 +7,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseServerStarterPort, ServerStarterPortError } from '../../src/net/server-starter-port.ts';
+import { BatonError } from '../../src/errors.ts';
+import { parseServerStarterPort } from '../../src/net/server-starter-port.ts';
 import { childProcesses, ECHO_WORKER, exchange, freePort, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
 const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
@@ -118,7 +119,7 @@ test('the SERVER_STARTER_PORT parser, fuzzed: entries or a clear error, nothing 
         assert.ok(e.key.length > 0, value);
       }
     } catch (err) {
-      assert.ok(err instanceof ServerStarterPortError, `${JSON.stringify(value)}: ${err}`);
+      assert.ok(err instanceof BatonError && err.code === 'ERR_BATON_SERVER_STARTER_PORT', `${JSON.stringify(value)}: ${err}`);
       assert.doesNotMatch((err as Error).message, /\n/, 'one line');
     }
   }

@@ -1,13 +1,11 @@
 // Signal names as start_server's options take them: case-insensitive, with or
 // without "SIG". Validated at start-up (upstream fails only at the first use,
 // after the workers are running).
+
 import { constants } from 'node:os';
+import { BatonError } from '../errors.ts';
 
 const known = constants.signals as Record<string, number>;
-
-export class SignalNameError extends Error {
-  code = 'ERR_BATON_INVALID_SIGNAL';
-}
 
 /** "sigusr1" -> "USR1"; throws on names the system does not know. */
 export function normalizeSignal(value: string, option: string): string {
@@ -18,7 +16,7 @@ export function normalizeSignal(value: string, option: string): string {
   } else if (`SIG${name}` in known) {
     return name;
   }
-  throw new SignalNameError(`${option}: unknown signal name "${value}" (use a name such as TERM, QUIT, USR1)`);
+  throw new BatonError(`${option}: unknown signal name "${value}" (use a name such as TERM, QUIT, USR1)`, 'ERR_BATON_USAGE', 1);
 }
 
 export function signalNumber(name: string): number {

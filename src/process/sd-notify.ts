@@ -1,6 +1,6 @@
 // sd_notify: a state line (READY=1, RELOADING=1, STOPPING=1) to the
 // datagram socket in NOTIFY_SOCKET (systemd, start_server --ready-notify).
-import { native } from './native.ts';
+import { native } from '../net/native.ts';
 
 /** Sends `state` with our MAINPID; no NOTIFY_SOCKET, no message. A failure is reported, never thrown. */
 export function sdNotify(state: string, warn: (line: string) => void): void {

@@ -2,9 +2,13 @@
 // child_process: libuv resets SIGPIPE to its default in children (Perl's
 // workers inherit it ignored) and can only place an fd at a number by listing
 // every lower one. Here each socket lands at its fixed number, stdio is
-// inherited, and the supervisor reaps the child itself.
+// inherited, and the supervisor reaps the child itself. A working directory
+// is entered through /bin/sh (`cd DIR && exec "$@"`, the same pid): glibc's
+// posix_spawn can only chdir from 2.29 on, and the addon must load on 2.28.
+
 import { accessSync, constants, fstatSync, openSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { BatonError, reason, systemError } from '../errors.ts';
 import { native } from '../net/native.ts';
 
 export interface SpawnRequest {
@@ -14,14 +18,6 @@ export interface SpawnRequest {
   fds: ReadonlyArray<[number, number]>;
   cwd?: string | undefined;
   setsid?: boolean;
-}
-
-export class SpawnError extends Error {
-  code: string;
-  constructor(message: string, code: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 export function isExecutableFile(path: string): boolean {
@@ -60,15 +56,17 @@ export function devNullFd(): number {
   return devNull;
 }
 
+const CD_AND_EXEC = 'cd -- "$1" || exit 126; shift; exec "$@"';
+
 export function spawnProcess(req: SpawnRequest): number {
   const program = req.command[0] as string;
   const file = resolveProgram(program, req.env.PATH);
-  if (file === undefined) throw new SpawnError(`${program}: command not found in PATH`, 'ENOENT');
+  if (file === undefined) throw new BatonError(`${program}: command not found in PATH`, 'ENOENT', 127);
   if (req.cwd !== undefined) {
     try {
       if (!statSync(req.cwd).isDirectory()) throw new Error('not a directory');
     } catch (e) {
-      throw new SpawnError(`failed to chdir:${req.cwd}:${(e as Error).message}`, 'ENOENT');
+      throw new BatonError(`failed to chdir:${req.cwd}:${(e as Error).message}`, 'ENOENT', 127);
     }
   }
   const targets = new Set(req.fds.map(([, target]) => target));
@@ -77,10 +75,12 @@ export function spawnProcess(req: SpawnRequest): number {
   const envp = Object.entries(req.env)
     .filter((e): e is [string, string] => e[1] !== undefined)
     .map(([k, v]) => `${k}=${v}`);
+  const [spawnFile, argv] =
+    req.cwd === undefined ? [file, [...req.command]] : ['/bin/sh', ['sh', '-c', CD_AND_EXEC, 'sh', req.cwd, ...req.command]];
   try {
-    return native.spawn(file, [...req.command], envp, { fds: [...stdio, ...req.fds], cwd: req.cwd, setsid: req.setsid });
+    return native.spawn(spawnFile, argv, envp, { fds: [...stdio, ...req.fds], setsid: req.setsid });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new SpawnError(`${program}: ${err.message.replace(/^posix_spawn: /, '')}`, err.code ?? 'EUNKNOWN');
+    throw systemError(err, `${program}: ${reason(err)}`, 127);
   }
 }

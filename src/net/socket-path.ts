@@ -1,0 +1,23 @@
+// A UNIX socket path about to be bound: a stale socket left there is
+// replaced, anything else is refused. A regular file (or a directory) is
+// never ours to delete, whatever upstream start_server does.
+import { lstatSync, unlinkSync } from 'node:fs';
+import { BatonError, systemError } from '../errors.ts';
+
+export function claimSocketPath(path: string, warn?: (line: string) => void): void {
+  let existing: import('node:fs').Stats;
+  try {
+    existing = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!existing.isSocket()) {
+    throw new BatonError(`refusing to replace ${path}: it exists and is not a socket (remove it yourself if it is stale)`, 'EEXIST', 17);
+  }
+  warn?.(`removing existing socket file:${path}`);
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    throw systemError(e, `failed to remove existing socket file:${path}:${(e as Error).message}`);
+  }
+}
