@@ -7,10 +7,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { childProcesses } from '../harness/proc.ts';
 import { LoadClient } from '../src/drill/client.ts';
 import { OUTCOMES } from '../src/drill/recording.ts';
 import { freePort } from '../src/net/free-port.ts';
-import { childProcesses } from '../test/helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const START_SERVER = join(ROOT, 'src', 'cli', 'start_server.ts');

@@ -16,9 +16,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { cpuBetween, treeCpu } from '../harness/proc.ts';
 import { LoadClient } from '../src/drill/client.ts';
 import { freePort } from '../src/net/free-port.ts';
-import { cpuBetween, treeCpu } from './proc.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CLI = process.env.BENCH_DIST ? join(ROOT, 'dist', 'cli') : join(ROOT, 'src', 'cli');

@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { seedCommand, setUpContainers, tearDownContainers } from '../harness/containers.ts';
+import { have, starletCommand } from '../harness/peers.ts';
 import type { DrillReport } from '../src/drill/report.ts';
 import { runDrill } from '../src/drill/run.ts';
 import { freePort } from '../src/net/free-port.ts';
-import { seedCommand, setUpContainers, tearDownContainers } from '../test/containers/podman.ts';
-import { have, starletCommand } from '../test/helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const APPS = join(import.meta.dirname, 'apps');

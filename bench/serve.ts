@@ -9,9 +9,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseAb, parseWrk } from '../harness/load.ts';
+import { cpuBetween, treeCpu } from '../harness/proc.ts';
 import { freePort } from '../src/net/free-port.ts';
-import { parseAb, parseWrk } from '../test/load.ts';
-import { cpuBetween, treeCpu } from './proc.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);

@@ -1,6 +1,6 @@
 // Helpers for tests that run real processes on real sockets.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +13,6 @@ export const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
 import { freePort } from '../src/net/free-port.ts';
 
 export { freePort };
-
-/** Whether a command is on PATH (for tests that need a real peer). */
-export function have(bin: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
-}
 
 export function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'baton-test-'));
@@ -110,36 +105,6 @@ my $s = IO::Socket::INET->new; $s->fdopen($fd, 'r') or die "fdopen: $!";
 $SIG{TERM} = sub { exit 0 };
 while (my $c = $s->accept) { $c->print("$ENV{SERVER_STARTER_GENERATION}:$$\\n"); $c->close }
 `;
-
-/** plackup -s Starlet serving a one-line PSGI app with `body` (a Perl string literal body). */
-export function starletCommand(body: string): string[] {
-  return [
-    'plackup',
-    '-s',
-    'Starlet',
-    '--max-workers=4',
-    '-E',
-    'deployment',
-    '-e',
-    `sub { [200, ["Content-Type" => "text/plain"], ["${body}"]] }`,
-  ];
-}
-
-/** The live children of `ppid` with their state letter ('Z' for a zombie), from /proc. */
-export function childProcesses(ppid: number): Array<{ pid: number; state: string }> {
-  const out: Array<{ pid: number; state: string }> = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === ppid) out.push({ pid: Number(name), state: f[0] as string });
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
 
 /**
  * `baton serve APP` (2 workers) under our start_server with --ready-notify,

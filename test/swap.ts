@@ -1,7 +1,7 @@
 // The one hot-deploy-under-load routine of the zero-loss tests: start a
 // load, let it run, deploy again and again, let it settle, stop the load.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Load, LoadResult } from './load.ts';
+import type { Load, LoadResult } from '../harness/load.ts';
 
 export interface DeployPlan {
   /** Starts one deploy (a HUP, a new instance...). */

@@ -15,10 +15,10 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CONTAINER_CLI, hostNetCommand, seedCommand, setUpContainers, tearDownContainers } from '../../harness/containers.ts';
+import { ab, type LoadResult, wrk } from '../../harness/load.ts';
 import { freePort, ROOT, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
-import { ab, type LoadResult, wrk } from '../load.ts';
 import { swapUnderLoad } from '../swap.ts';
-import { CONTAINER_CLI, hostNetCommand, seedCommand, setUpContainers, tearDownContainers } from './podman.ts';
 
 const SWAPS = 10;
 let env: NodeJS.ProcessEnv = { ...process.env };

@@ -8,8 +8,9 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { have } from '../../harness/peers.ts';
 import { native, SO_REUSEPORT, SOL_SOCKET } from '../../src/net/native.ts';
-import { freePort, have, ROOT, tempDir } from '../helpers.ts';
+import { freePort, ROOT, tempDir } from '../helpers.ts';
 
 test('errors carry the errno code, number and syscall', () => {
   const a = native.openSocket({ family: 4, host: '127.0.0.1', port: 0, backlog: 8 });

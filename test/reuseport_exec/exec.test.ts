@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ab, type LoadResult, wrk } from '../../harness/load.ts';
+import { have } from '../../harness/peers.ts';
 import { native } from '../../src/net/native.ts';
-import { BATON, freePort, have, ROOT, run, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
-import { ab, type LoadResult, wrk } from '../load.ts';
+import { BATON, freePort, ROOT, run, runCommand, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 import { swapUnderLoad } from '../swap.ts';
 
 const BUSY_PSGI = join(ROOT, 'test', 'fixtures', 'busy-app.psgi');

@@ -8,8 +8,9 @@ import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BATON, freePort, have, ROOT, run, runCommand, tempDir, waitFor } from '../helpers.ts';
-import { ab, drillLoad, type Load, type LoadResult } from '../load.ts';
+import { ab, drillLoad, type Load, type LoadResult } from '../../harness/load.ts';
+import { have } from '../../harness/peers.ts';
+import { BATON, freePort, ROOT, run, runCommand, tempDir, waitFor } from '../helpers.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 const SWAPS = 8;

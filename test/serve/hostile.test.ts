@@ -6,7 +6,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BATON, childProcesses, freePort, ROOT, run, waitFor } from '../helpers.ts';
+import { childProcesses } from '../../harness/proc.ts';
+import { BATON, freePort, ROOT, run, waitFor } from '../helpers.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 

@@ -13,8 +13,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { childProcesses } from '../../harness/proc.ts';
 import { measureCapacity } from '../capacity.ts';
-import { BATON, childProcesses, ROOT, run, superviseServe, tempDir, waitFor } from '../helpers.ts';
+import { BATON, ROOT, run, superviseServe, tempDir, waitFor } from '../helpers.ts';
 import { deploySeries } from '../swap.ts';
 
 const APP = join(ROOT, 'examples', 'formats', 'plain.ts');

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { drillLoad } from '../../harness/load.ts';
 import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
-import { drillLoad } from '../load.ts';
 import { deploySeries } from '../swap.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'chatty-app.ts');

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BATON, freePort, have, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
-import { ab, type LoadResult, wrk } from '../load.ts';
+import { ab, type LoadResult, wrk } from '../../harness/load.ts';
+import { have } from '../../harness/peers.ts';
+import { BATON, freePort, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
 import { swapUnderLoad } from '../swap.ts';
 
 const BUSY = join(ROOT, 'test', 'fixtures', 'busy-app.ts');

@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BATON, freePort, have, ROOT, runCommand, START_SERVER, waitFor } from '../helpers.ts';
-import { ab, drillLoad, type Load, wrk } from '../load.ts';
+import { ab, drillLoad, type Load, wrk } from '../../harness/load.ts';
+import { have } from '../../harness/peers.ts';
+import { BATON, freePort, ROOT, runCommand, START_SERVER, waitFor } from '../helpers.ts';
 import { swapUnderLoad } from '../swap.ts';
 
 const DEPLOYS = 12;

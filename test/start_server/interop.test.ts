@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort, have, ROOT, run, START_SERVER, starletCommand, waitFor } from '../helpers.ts';
-import { ab, wrk } from '../load.ts';
+import { ab, wrk } from '../../harness/load.ts';
+import { have, starletCommand } from '../../harness/peers.ts';
+import { freePort, ROOT, run, START_SERVER, waitFor } from '../helpers.ts';
 import { swapUnderLoad } from '../swap.ts';
 
 const DEPLOYS = 10;

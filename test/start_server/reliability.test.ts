@@ -7,9 +7,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { childProcesses } from '../../harness/proc.ts';
 import { BatonError } from '../../src/errors.ts';
 import { parseServerStarterPort } from '../../src/net/server-starter-port.ts';
-import { childProcesses, ECHO_WORKER, exchange, freePort, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
+import { ECHO_WORKER, exchange, freePort, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
 const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 

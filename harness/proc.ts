@@ -72,3 +72,19 @@ export function runMeasured(command: string, args: readonly string[]): Promise<{
     });
   });
 }
+
+/** The live children of `ppid` with their state letter ('Z' for a zombie), from /proc. */
+export function childProcesses(ppid: number): Array<{ pid: number; state: string }> {
+  const out: Array<{ pid: number; state: string }> = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === ppid) out.push({ pid: Number(name), state: f[0] as string });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}

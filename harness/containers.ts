@@ -2,7 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { have, ROOT } from '../helpers.ts';
+import { have } from './peers.ts';
+
+const ROOT = join(import.meta.dirname, '..');
 
 /** The container CLI: the stock docker client (against podman's API) where present. */
 export const CONTAINER_CLI = have('docker') ? 'docker' : 'podman';
