@@ -10,12 +10,23 @@ export interface Exit {
   status: number;
 }
 
+/** Collects one exited child: [pid, raw status], or null when none is waiting. */
+export type Reaper = () => [pid: number, status: number] | null;
+
+const waitAny: Reaper = () => native.waitpid(-1, true);
+
 export class Inbox {
   readonly signals: string[] = [];
+  private readonly reapOne: Reaper;
   private readonly exits: Exit[] = [];
   private wakers: Array<() => void> = [];
   private readonly listeners: Array<[string, () => void]> = [];
   private backstop: NodeJS.Timeout | undefined;
+
+  /** `reap`: where exits come from (waitpid(-1) here; a stand-in in tests). */
+  constructor(reap: Reaper = waitAny) {
+    this.reapOne = reap;
+  }
 
   /** Starts reaping and queueing the given signals. */
   listen(signals: readonly string[]): void {
@@ -43,7 +54,7 @@ export class Inbox {
   }
 
   reap(): void {
-    for (let r = native.waitpid(-1, true); r; r = native.waitpid(-1, true)) {
+    for (let r = this.reapOne(); r; r = this.reapOne()) {
       this.exits.push({ pid: r[0], status: r[1] });
     }
     if (this.exits.length > 0) this.wake();

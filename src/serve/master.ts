@@ -218,17 +218,24 @@ export class Master {
     });
   }
 
-  /** Starts one worker per slot (--spawn-interval apart) and waits until all listen. */
+  /**
+   * Starts one worker per slot (--spawn-interval apart). Resolves once all
+   * listen, or as soon as one fails: the set has failed then, whatever the
+   * others are doing (one still loading might never finish).
+   */
   private async startSet(set: number): Promise<{ ok: true } | { ok: false; why: string }> {
-    const waits: Array<Promise<{ ok: true } | { ok: false; why: string }>> = [];
+    let failed: (why: string) => void = () => {};
+    const firstFailure = new Promise<{ ok: false; why: string }>((resolve) => {
+      failed = (why) => resolve({ ok: false, why });
+    });
+    const waits: Array<Promise<unknown>> = [];
     for (let slot = 0; slot < this.cfg.workers && !this.stopping(); slot++) {
       if (slot > 0 && this.cfg.spawnIntervalMs > 0) await new Promise((r) => setTimeout(r, this.cfg.spawnIntervalMs));
-      waits.push(this.whenListening(this.spawnWorker(slot, set)));
+      waits.push(this.whenListening(this.spawnWorker(slot, set)).then((r) => r.ok || failed(r.why)));
     }
-    const results = await Promise.all(waits);
-    const failed = results.find((r) => !r.ok);
+    const r = await Promise.race([Promise.all(waits).then(() => ({ ok: true }) as const), firstFailure]);
     if (this.stopping()) return { ok: false, why: 'stopped while starting' };
-    return failed ?? { ok: true };
+    return r;
   }
 
   private onMessage(w: Worker, m: WorkerMessage): void {

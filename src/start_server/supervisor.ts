@@ -22,9 +22,9 @@ import { native } from '../net/native.ts';
 import type { Exit, Inbox } from '../process/inbox.ts';
 import { logLine as log } from '../process/log.ts';
 import { signalNumber } from '../process/signals.ts';
-import { devNullFd, spawnProcess } from '../process/spawn.ts';
+import { devNullFd, type SpawnRequest, spawnProcess } from '../process/spawn.ts';
 import { loadEnvdir, perlTrue } from './envdir.ts';
-import { writeStatusFile } from './files.ts';
+import { type StatusEntry, writeStatusFile } from './files.ts';
 import type { StartServerOptions } from './options.ts';
 
 /** Signals the loop takes (QUIT like INT; USR1/USR2 are logged and ignored). */
@@ -32,6 +32,20 @@ export const HANDLED_SIGNALS = ['HUP', 'TERM', 'INT', 'QUIT', 'USR1', 'USR2'];
 
 const FAILURE_HINT_AFTER = 3;
 const MIN_RETRY_MS = 100;
+
+/** What the supervisor does to the system, in one place: tests put a recording stand-in here. */
+export interface SupervisorOs {
+  spawn(req: SpawnRequest): number;
+  /** Throws when the process is gone. */
+  kill(pid: number, signal: string): void;
+  writeStatus(file: string, entries: readonly StatusEntry[]): void;
+}
+
+export const systemOs: SupervisorOs = {
+  spawn: spawnProcess,
+  kill: (pid, signal) => process.kill(pid, signalNumber(signal)),
+  writeStatus: writeStatusFile,
+};
 
 export interface SupervisorConfig {
   options: StartServerOptions;
@@ -41,6 +55,7 @@ export interface SupervisorConfig {
   baseEnv: Record<string, string | undefined>;
   /** Give the children /dev/null as stdin (after --daemonize). */
   stdinDevNull: boolean;
+  os?: SupervisorOs;
 }
 
 export class Supervisor {
@@ -49,6 +64,7 @@ export class Supervisor {
   private readonly listeners: readonly Listener[];
   private readonly baseEnv: Record<string, string | undefined>;
   private readonly stdinDevNull: boolean;
+  private readonly os: SupervisorOs;
   private env: Record<string, string | undefined>;
   private generation = 0;
   private current: { pid: number; generation: number } | undefined;
@@ -69,6 +85,7 @@ export class Supervisor {
     this.baseEnv = cfg.baseEnv;
     this.env = cfg.baseEnv;
     this.stdinDevNull = cfg.stdinDevNull;
+    this.os = cfg.os ?? systemOs;
   }
 
   /** Runs until TERM/INT/QUIT has stopped every worker; resolves to the exit code. */
@@ -196,7 +213,7 @@ export class Supervisor {
     const fds: Array<[number, number]> = this.listeners.map((l) => [l.fd, l.childFd]);
     if (this.stdinDevNull && !this.listeners.some((l) => l.childFd === 0)) fds.push([devNullFd(), 0]);
     try {
-      const pid = spawnProcess({ command: this.opts.command, env, fds, cwd: this.opts.dir });
+      const pid = this.os.spawn({ command: this.opts.command, env, fds, cwd: this.opts.dir });
       log(`starting new worker ${pid}`);
       return pid;
     } catch (e) {
@@ -302,7 +319,7 @@ export class Supervisor {
   private signalAll(pids: readonly number[], sig: string): void {
     for (const pid of pids) {
       try {
-        process.kill(pid, signalNumber(sig));
+        this.os.kill(pid, sig);
       } catch {
         // already gone; its exit is (or will be) in the inbox
       }
@@ -314,7 +331,7 @@ export class Supervisor {
         if (!this.old.has(pid) && !this.abandoned.has(pid)) continue;
         log(`worker ${pid} still alive ${timeout} secs after ${sig}, sending KILL`);
         try {
-          process.kill(pid, 'SIGKILL');
+          this.os.kill(pid, 'KILL');
         } catch {
           // exited meanwhile
         }
@@ -328,7 +345,7 @@ export class Supervisor {
     const entries = [...this.old].map(([pid, generation]) => ({ pid, generation }));
     if (this.current) entries.push(this.current);
     try {
-      writeStatusFile(file, entries);
+      this.os.writeStatus(file, entries);
       this.statusWritten = true;
     } catch (e) {
       log(`failed to write status file ${file}: ${(e as Error).message}`);
