@@ -4,7 +4,7 @@
 // clear error, never a stack trace; UDP entries are skipped with a warning.
 import { readFileSync } from 'node:fs';
 import { BatonError } from '../errors.ts';
-import { native, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from './native.ts';
+import { native, SO_ACCEPTCONN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from './native.ts';
 import { parseServerStarterPort } from './server-starter-port.ts';
 
 export interface InheritedSocket {
@@ -26,12 +26,13 @@ export function systemBacklog(): number {
   }
 }
 
-/** The socket type of `fd` (SOCK_STREAM...), or undefined when it is not an open socket. */
-function socketType(fd: number): number | undefined {
+/** What `fd` is: a listening stream socket, another socket, a datagram socket, or not a socket at all. */
+function socketKind(fd: number): 'listening' | 'not listening' | 'datagram' | 'not a socket' {
   try {
-    return native.getsockoptInt(fd, SOL_SOCKET, SO_TYPE);
+    if (native.getsockoptInt(fd, SOL_SOCKET, SO_TYPE) !== SOCK_STREAM) return 'datagram';
+    return native.getsockoptInt(fd, SOL_SOCKET, SO_ACCEPTCONN) ? 'listening' : 'not listening';
   } catch {
-    return undefined;
+    return 'not a socket';
   }
 }
 
@@ -40,17 +41,17 @@ export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, warn = (m
   const ssp = env.SERVER_STARTER_PORT;
   if (ssp !== undefined && ssp !== '') {
     return parseServerStarterPort(ssp).flatMap(({ key, fd }) => {
-      const type = socketType(fd);
-      if (type === undefined) {
+      const kind = socketKind(fd);
+      if (kind === 'datagram') {
+        warn(`skipping SERVER_STARTER_PORT entry ${key}=${fd}: not a stream socket (UDP)`);
+        return [];
+      }
+      if (kind !== 'listening') {
         throw new BatonError(
-          `SERVER_STARTER_PORT entry ${key}=${fd}: file descriptor ${fd} is not an open socket in this process (was it started by start_server?)`,
+          `SERVER_STARTER_PORT entry ${key}=${fd}: file descriptor ${fd} is ${kind === 'not a socket' ? 'not an open socket' : 'a socket but not a listening one'} in this process (was it started by start_server?)`,
           'ERR_BATON_SERVER_STARTER_PORT',
           1,
         );
-      }
-      if (type !== SOCK_STREAM) {
-        warn(`skipping SERVER_STARTER_PORT entry ${key}=${fd}: not a stream socket (UDP)`);
-        return [];
       }
       return [{ fd, name: key, source: 'server-starter' as const }];
     });
@@ -67,8 +68,8 @@ export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, warn = (m
     const names = (env.LISTEN_FDNAMES ?? '').split(':');
     return Array.from({ length: count }, (_, i) => {
       const fd = 3 + i;
-      if (socketType(fd) !== SOCK_STREAM) {
-        throw new BatonError(`LISTEN_FDS=${count}: file descriptor ${fd} is not an open stream socket`, 'ERR_BATON_LISTEN_FDS', 1);
+      if (socketKind(fd) !== 'listening') {
+        throw new BatonError(`LISTEN_FDS=${count}: file descriptor ${fd} is not a listening stream socket`, 'ERR_BATON_LISTEN_FDS', 1);
       }
       return { fd, name: names[i] || `fd${fd}`, source: 'systemd' as const };
     });

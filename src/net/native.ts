@@ -114,6 +114,7 @@ export const native = Object.fromEntries(
 /** Socket option constants from <asm-generic/socket.h> (x86_64, arm64). */
 export const SOL_SOCKET = 1;
 export const SO_TYPE = 3;
+export const SO_ACCEPTCONN = 30;
 export const SO_REUSEPORT = 15;
 export const SO_INCOMING_CPU = 49;
 export const SOCK_STREAM = 1;

@@ -9,15 +9,30 @@
 // The directory must be ours alone: a cache another user can write is code
 // they can make us run. When it is not (or cannot be made), there is no
 // cache; nothing fails over it.
-import { lstatSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync } from 'node:fs';
 import { enableCompileCache, flushCompileCache } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { logLine } from './log.ts';
+
+/**
+ * Creates `dir` and its parents (0700) where missing, one level at a time:
+ * Node's own recursive mkdir never returns for some paths (under /proc).
+ */
+function makeDirs(dir: string): void {
+  const parent = dirname(dir);
+  if (parent !== dir && !existsSync(parent)) makeDirs(parent);
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
 
 /** Creates `dir` (0700) if needed; true when it is a real directory owned by us that no one else can write. */
 function ours(dir: string): boolean {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(resolve(dir));
     const st = lstatSync(dir);
     return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
   } catch {
@@ -45,10 +60,18 @@ export function defaultCompileCacheDir(env: NodeJS.ProcessEnv = process.env): st
  * or unset for the default), or undefined for none. Node's own
  * NODE_COMPILE_CACHE is used when set; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
  */
-export function compileCacheDir(wanted: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function compileCacheDir(
+  wanted: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (line: string) => void = logLine,
+): string | undefined {
   if (wanted === 'off' || env.NODE_DISABLE_COMPILE_CACHE) return undefined;
   if (wanted === undefined) return env.NODE_COMPILE_CACHE || defaultCompileCacheDir(env);
-  return ours(wanted) ? wanted : undefined;
+  if (ours(wanted)) return wanted;
+  warn(
+    `BATON_COMPILE_CACHE=${wanted} is not a directory of ours that only we can write (uid ${process.getuid?.()}, mode 0700); running without the compile cache`,
+  );
+  return undefined;
 }
 
 /** Turns the cache on for this process, for the modules it loads from now on. */
