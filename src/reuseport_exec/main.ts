@@ -126,7 +126,7 @@ async function join(o: Options, cancelled: () => boolean): Promise<ReuseportGrou
     });
   } catch (e) {
     if (e instanceof BatonError) throw e;
-    throw bindError(e, `cannot listen on ${o.host}:${o.port}: `, 'it listens without SO_REUSEPORT, or runs as another user');
+    throw bindError(e, `cannot listen on ${o.host}:${o.port}: `, 'it binds without SO_REUSEPORT or runs as another user; stop it or pick another --port');
   }
 }
 

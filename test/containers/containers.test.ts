@@ -134,7 +134,7 @@ test(`--handoff between containers without host networking: ${SWAPS / 2} handoff
       '--host=127.0.0.1',
       `--port=${port}`,
       '--max-workers=1',
-      `--handoff=${dir}/h.sock`,
+      `--socket-handoff=${dir}/h.sock`,
     ],
     { env },
   );
@@ -159,7 +159,7 @@ test(`--handoff between containers without host networking: ${SWAPS / 2} handoff
         'serve',
         '/app/app.js',
         '--max-workers=1',
-        '--handoff=/handoff/h.sock',
+        '--socket-handoff=/handoff/h.sock',
       ],
       { env },
     );

@@ -187,9 +187,9 @@ test('a stopping instance passes TERM on only once another listener holds the po
 test('bad input: one line, a documented exit status, nothing started', async (t) => {
   const cases: Array<[string[], number, RegExp]> = [
     [['--', 'true'], 1, /--port is required \(see baton reuseport-exec --help\)/],
-    [['--port=70000', '--', 'true'], 1, /--port must be 1\.\.65535/],
+    [['--port=70000', '--', 'true'], 1, /--port must be at most 65535 \(got 70000\)/],
     [['--port=8080', '--host=localhost', '--', 'true'], 1, /--host must be a numeric address/],
-    [['--port=8080', '--handover=steer', '--', 'true'], 1, /--handover must be auto, cbpf, migrate or none/],
+    [['--port=8080', '--handover=steer', '--', 'true'], 1, /--handover must be one of auto, migrate, cbpf, none \(got "steer"\)/],
     [['--port=8080'], 1, /give the command to run after --/],
     [['--port=8080', '--', 'no-such-command-baton'], 127, /no-such-command-baton: command not found in PATH/],
   ];
@@ -208,7 +208,7 @@ test('bad input: one line, a documented exit status, nothing started', async (t)
   assert.equal((await inUse.exited).code, 98);
   assert.match(
     inUse.stderr(),
-    /cannot listen on 127\.0\.0\.1:\d+: bind: Address already in use \(a listener without SO_REUSEPORT holds it/,
+    /cannot listen on 127\.0\.0\.1:\d+: Address already in use \(another process listens there; it binds without SO_REUSEPORT or runs as another user/,
   );
 
   // two members already (e.g. the per-CPU listeners of baton serve --reuse-port): cbpf cannot know its index

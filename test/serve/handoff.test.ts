@@ -22,13 +22,13 @@ async function chain(
   port: number,
   during: () => Load | Promise<Load>,
 ): Promise<{ handed: number; result: LoadResult }> {
-  let current = run(t, BATON, ['serve', APP, '--host=127.0.0.1', `--port=${port}`, '--max-workers=2', `--handoff=${sock}`]);
+  let current = run(t, BATON, ['serve', APP, '--host=127.0.0.1', `--port=${port}`, '--max-workers=2', `--socket-handoff=${sock}`]);
   await waitFor('first instance serving', async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.ok, 15_000);
   const load = await during();
   await sleep(500);
   let handed = 0;
   for (let i = 0; i < SWAPS; i++) {
-    const next = run(t, BATON, ['serve', APP, '--max-workers=2', `--handoff=${sock}`]);
+    const next = run(t, BATON, ['serve', APP, '--max-workers=2', `--socket-handoff=${sock}`]);
     await current.exited;
     assert.match(current.stderr(), /sockets handed off to pid \d+: stopping 2 workers gracefully/);
     assert.match(next.stderr(), /handed over by pid \d+/);
@@ -71,12 +71,13 @@ test('a newcomer that fails to start leaves the old instance serving and offerin
   const sock = join(dir, 'h.sock');
   const broken = join(dir, 'broken.mjs');
   writeFileSync(broken, 'throw new Error("bad release")');
-  const old = run(t, BATON, ['serve', APP, '--host=127.0.0.1', `--port=${port}`, '--max-workers=1', `--handoff=${sock}`]);
+  const old = run(t, BATON, ['serve', APP, '--host=127.0.0.1', `--port=${port}`, '--max-workers=1', `--socket-handoff=${sock}`]);
   await waitFor('serving', async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.ok, 15_000);
-  const bad = run(t, BATON, ['serve', broken, '--max-workers=1', `--handoff=${sock}`]);
+  const bad = run(t, BATON, ['serve', broken, '--max-workers=1', `--socket-handoff=${sock}`]);
   assert.equal((await bad.exited).code, 1);
   await waitFor('old instance noticed', () => /went away before it was ready; still serving and offering/.test(old.stderr()));
   assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
+  // --handoff: the option's old name, still accepted
   const good = run(t, BATON, ['serve', APP, '--max-workers=1', `--handoff=${sock}`]);
   await old.exited;
   assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
@@ -92,7 +93,7 @@ test('the handoff socket is 0600 and another uid can neither take our sockets no
   chmodSync(dir, 0o755);
   const port = await freePort();
   const sock = join(dir, 'h.sock');
-  const ours = run(t, BATON, ['serve', APP, '--host=127.0.0.1', `--port=${port}`, '--max-workers=1', `--handoff=${sock}`]);
+  const ours = run(t, BATON, ['serve', APP, '--host=127.0.0.1', `--port=${port}`, '--max-workers=1', `--socket-handoff=${sock}`]);
   await waitFor('offering', () => /offering the listening sockets/.test(ours.stderr()), 15_000);
   assert.equal(statSync(sock).mode & 0o777, 0o600);
   const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath];
@@ -120,11 +121,11 @@ try { native.sendFds(native.connectUnix(${JSON.stringify(sock)}, 'seqpacket'), [
     '--host=127.0.0.1',
     `--port=${theirPort}`,
     '--max-workers=1',
-    `--handoff=${join(shared, 'h.sock')}`,
+    `--socket-handoff=${join(shared, 'h.sock')}`,
   ]);
   await waitFor('their offer', () => /offering the listening sockets/.test(theirs.stderr()), 15_000);
   chmodSync(join(shared, 'h.sock'), 0o666);
-  const taker = run(t, BATON, ['serve', APP, '--max-workers=1', `--handoff=${join(shared, 'h.sock')}`]);
+  const taker = run(t, BATON, ['serve', APP, '--max-workers=1', `--socket-handoff=${join(shared, 'h.sock')}`]);
   assert.equal((await taker.exited).code, 1);
   assert.match(taker.stderr(), /refusing sockets from .*its owner runs as uid 65534, not ours/);
   theirs.child.kill('SIGTERM');
