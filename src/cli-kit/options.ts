@@ -5,6 +5,8 @@
 // `--opt=v`, `--opt v`, `-opt v`, unambiguous prefixes, case-insensitive
 // names, options mixed with other words (permute), `--` ends them. A value
 // that is required is the next word even when it starts with a dash.
+import { BatonError } from '../errors.ts';
+import { writeOut } from '../process/log.ts';
 
 export type OptionSpec = {
   help: string;
@@ -157,4 +159,26 @@ export function optionHelp(table: OptionTable, names: readonly string[] = Object
     for (const line of more) lines.push(`${' '.repeat(indent + WIDTH + 1)}${line}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * A command's own parse: undefined when --help was asked (and the help has
+ * been printed); otherwise the values, the other words, and `usage`, which
+ * makes a problem the command finds later into the same kind of error. The
+ * first problem found here is thrown at once.
+ */
+export function commandLine<T extends OptionTable>(
+  command: string,
+  table: T,
+  argv: readonly string[],
+  help: string,
+): { values: OptionValues<T>; rest: string[]; usage: (message: string) => BatonError } | undefined {
+  const { values, rest, errors } = parseOptions(table, argv);
+  const usage = (message: string) => new BatonError(`${message} (see ${command} --help)`, 'ERR_BATON_USAGE', 1);
+  if ((values as Record<string, unknown>).help === true) {
+    writeOut(help);
+    return undefined;
+  }
+  if (errors.length) throw usage(errors[0] as string);
+  return { values, rest, usage };
 }

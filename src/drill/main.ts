@@ -1,8 +1,7 @@
 // `baton drill`: hot-deploy a server repeatedly under load and report every
 // failed request. Exit status 0 only when nothing failed.
 import { writeFileSync } from 'node:fs';
-import { type OptionTable, optionHelp, parseOptions } from '../cli-kit/options.ts';
-import { BatonError } from '../errors.ts';
+import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
 import { writeErr, writeOut } from '../process/log.ts';
 import { renderHtml } from './html.ts';
 import { formatReport } from './report.ts';
@@ -48,13 +47,9 @@ Exit status: 0 when no request failed, 2 when some did, 1 for bad options.
 `;
 
 export async function drillMain(argv: string[]): Promise<number> {
-  const { values: v, rest, errors } = parseOptions(DRILL_OPTIONS, argv);
-  const usage = (msg: string) => new BatonError(`${msg} (see baton drill --help)`, 'ERR_BATON_USAGE', 1);
-  if (v.help) {
-    writeOut(USAGE);
-    return 0;
-  }
-  if (errors.length) throw usage(errors[0] as string);
+  const line = commandLine('baton drill', DRILL_OPTIONS, argv, USAGE);
+  if (!line) return 0;
+  const { values: v, rest, usage } = line;
   const url = v.url;
   if (url && !v.deploy && v.deploys !== 0)
     throw usage('--url needs --deploy (the command that hot-deploys that server), or --deploys=0 for load alone');

@@ -16,7 +16,7 @@
 //   container's PID 1) and exit with the command's status (128+n for signal n).
 // - Nothing is written to stdout; it belongs to the command.
 import { isIP } from 'node:net';
-import { type OptionTable, optionHelp, parseOptions } from '../cli-kit/options.ts';
+import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
 import { runCommand } from '../cli-kit/run.ts';
 import { BatonError } from '../errors.ts';
 import { bindError } from '../net/bind-error.ts';
@@ -32,7 +32,7 @@ import {
 import { systemBacklog } from '../net/inherited.ts';
 import { native } from '../net/native.ts';
 import { Inbox } from '../process/inbox.ts';
-import { logger, writeOut } from '../process/log.ts';
+import { logger } from '../process/log.ts';
 import { sdNotify } from '../process/sd-notify.ts';
 import { isExecutableFile, resolveProgram, spawnProcess } from '../process/spawn.ts';
 
@@ -88,10 +88,11 @@ interface Options {
   command: string[];
 }
 
-function parse(argv: string[]): Options {
-  const usage = (msg: string) => new BatonError(`${msg} (see baton reuseport-exec --help)`, 'ERR_BATON_USAGE', 1);
-  const { values: v, rest, errors } = parseOptions(REUSEPORT_EXEC_OPTIONS, argv);
-  if (errors.length) throw usage(errors[0] as string);
+/** The options, or undefined when --help was asked (and answered). */
+function parse(argv: string[]): Options | undefined {
+  const line = commandLine('baton reuseport-exec', REUSEPORT_EXEC_OPTIONS, argv, REUSEPORT_EXEC_USAGE);
+  if (!line) return undefined;
+  const { values: v, rest, usage } = line;
   if (v.port === undefined) throw usage('--port is required');
   const host = v.host ?? '0.0.0.0';
   if (!isIP(host)) throw usage(`--host must be a numeric address (got ${host})`);
@@ -126,15 +127,15 @@ async function join(o: Options, cancelled: () => boolean): Promise<ReuseportGrou
     });
   } catch (e) {
     if (e instanceof BatonError) throw e;
-    throw bindError(e, `cannot listen on ${o.host}:${o.port}: `, 'it binds without SO_REUSEPORT or runs as another user; stop it or pick another --port');
+    throw bindError(
+      e,
+      `cannot listen on ${o.host}:${o.port}: `,
+      'it binds without SO_REUSEPORT or runs as another user; stop it or pick another --port',
+    );
   }
 }
 
 export async function reuseportExecMain(argv: string[]): Promise<number> {
-  if (parseOptions(REUSEPORT_EXEC_OPTIONS, argv).values.help || argv[0] === '-h') {
-    writeOut(REUSEPORT_EXEC_USAGE);
-    return 0;
-  }
   // Queue signals from the start: a default-action TERM while we join would
   // drop the socket with whatever is queued on it.
   const inbox = new Inbox();
@@ -148,6 +149,7 @@ export async function reuseportExecMain(argv: string[]): Promise<number> {
 
 async function run(argv: string[], inbox: Inbox): Promise<number> {
   const o = parse(argv);
+  if (!o) return 0;
   const program = o.command[0] as string;
   if (resolveProgram(program, process.env.PATH) === undefined) {
     throw new BatonError(`${program}: command not found in PATH`, 'ENOENT', 127);

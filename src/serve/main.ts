@@ -2,13 +2,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { type OptionTable, optionHelp, parseOptions } from '../cli-kit/options.ts';
+import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
 import { BatonError } from '../errors.ts';
 import { type TakenOver, takeOver } from '../net/handoff.ts';
 import { chooseHandover, handoverChoices, handoverHelp } from '../net/handover/index.ts';
 import { systemBacklog } from '../net/inherited.ts';
 import { compileCacheDir } from '../process/compile-cache.ts';
-import { logger, writeOut } from '../process/log.ts';
+import { logger } from '../process/log.ts';
 import { Master } from './master.ts';
 import { acquireSockets } from './sockets.ts';
 
@@ -112,13 +112,9 @@ export async function serveMain(argv: string[]): Promise<number> {
   for (const sig of SIGNALS) {
     process.on(sig, () => (deliver ? deliver(sig.slice(3)) : early.push(sig.slice(3))));
   }
-  const { values: v, rest, errors } = parseOptions(SERVE_OPTIONS, argv);
-  const usage = (msg: string) => new BatonError(`${msg} (see baton serve --help)`, 'ERR_BATON_USAGE', 1);
-  if (v.help) {
-    writeOut(SERVE_USAGE);
-    return 0;
-  }
-  if (errors.length) throw usage(errors[0] as string);
+  const line = commandLine('baton serve', SERVE_OPTIONS, argv, SERVE_USAGE);
+  if (!line) return 0;
+  const { values: v, rest, usage } = line;
   if (rest.length !== 1) throw usage(rest.length === 0 ? 'give the app module to serve' : `one app module only (got ${rest.join(' ')})`);
   const app = resolve(rest[0] as string);
   if (!existsSync(app)) throw new BatonError(`app module not found: ${app}`, 'ERR_BATON_APP', 1);

@@ -1,7 +1,7 @@
 // `baton status`: what a running start_server is doing, read from its pid file
 // and status file plus /proc: generations, pids, uptimes, listening sockets.
 import { readFileSync } from 'node:fs';
-import { type OptionTable, parseOptions } from '../cli-kit/options.ts';
+import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
 import { BatonError } from '../errors.ts';
 import { processAlive } from '../process/alive.ts';
 import { writeOut } from '../process/log.ts';
@@ -80,14 +80,26 @@ export const STATUS_OPTIONS = {
   'status-file': { kind: 'string', placeholder: 'FILE', help: 'the status file given to start_server (required)' },
   'pid-file': { kind: 'string', placeholder: 'FILE', help: "start_server's pid file, to report on it too" },
   json: { kind: 'flag', help: 'one JSON object instead of lines' },
+  help: { kind: 'flag', help: 'this text' },
 } as const satisfies OptionTable;
+
+const STATUS_USAGE = `Usage: baton status --status-file=FILE [--pid-file=FILE] [--json]
+
+The generations a running start_server supervises: pids, uptimes, sockets.
+
+${optionHelp(STATUS_OPTIONS)}
+Exit status: 0 while a generation runs; 3 when none does or the status file
+cannot be read; 1 for bad options.
+`;
 
 /** `baton status`: exit 0 while a generation runs, 3 when none does or the status cannot be read. */
 export async function statusMain(argv: string[]): Promise<number> {
-  const { values: v, errors, rest } = parseOptions(STATUS_OPTIONS, argv);
-  if (errors.length || rest.length) throw new BatonError(errors[0] ?? `unexpected argument ${rest[0]}`, 'ERR_BATON_USAGE', 1);
+  const line = commandLine('baton status', STATUS_OPTIONS, argv, STATUS_USAGE);
+  if (!line) return 0;
+  const { values: v, rest, usage } = line;
+  if (rest.length) throw usage(`unexpected argument ${rest[0]}`);
   const statusFile = v['status-file'];
-  if (!statusFile) throw new BatonError('status needs --status-file (the one given to start_server)', 'ERR_BATON_USAGE', 1);
+  if (!statusFile) throw usage('status needs --status-file (the one given to start_server)');
   let s: ServerStatus;
   try {
     s = readServerStatus(v['pid-file'], statusFile);

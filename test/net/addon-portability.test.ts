@@ -98,7 +98,7 @@ test('the linux-arm64 prebuild passes the addon tests under qemu-user with the a
       cwd: tree,
       encoding: 'utf8',
       // not NODE_TEST_CONTEXT: this runner reports to us in its own spec lines, not as a subtest
-    env: { ...process.env, NODE_TEST_CONTEXT: undefined, BATON_UNDER_QEMU: '1' },
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined, BATON_UNDER_QEMU: '1' },
       timeout: 500_000,
     },
   );
