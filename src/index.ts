@@ -2,4 +2,4 @@
 
 export { formatServerStarterPort, type PortEntry, parseServerStarterPort } from './net/server-starter-port.ts';
 export { type Graceful, type GracefulOptions, graceful } from './serve/graceful.ts';
-export { type InheritedSocket, inheritedSockets, type ListenOptions, listen } from './serve/listen.ts';
+export { type InheritedSocket, inheritedSockets, type ListenOptions, listen, ready } from './serve/listen.ts';

@@ -7,8 +7,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from './helpers.ts';
 
-const COMMANDS = ['start_server', 'serve', 'drill', 'reuseport_exec'];
-const SHARED = ['cli-kit', 'process', 'net', 'errors.ts'];
+const COMMANDS = ['start_server', 'serve', 'drill', 'reuseport_exec', 'deploy'];
+const SHARED = ['cli-kit', 'process', 'net', 'control', 'errors.ts'];
 
 /** Every relative module a file imports (static or dynamic), as paths from the repository root. */
 function imports(file: string): string[] {

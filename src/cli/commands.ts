@@ -12,7 +12,9 @@ Commands:
   start [start_server options] -- cmd...   run cmd under the hot-deploy supervisor
                                            (same options as start_server; see start_server --help)
   serve app.js [options]                   prefork HTTP server for a Node app (baton serve --help)
-  status --status-file=F [--pid-file=P]    show the running generations
+  deploy --pid-file=F [--timeout=S]        hot-deploy a running supervisor and wait for the verdict
+                                           (exit 0 only when the new generation serves and the old is gone)
+  status --pid-file=F | --status-file=F    the running generations and the last deploys
   drill [options] -- cmd...                hot-deploy cmd repeatedly under load and report every failure
   reuseport-exec --port=N -- cmd...        run any server on a SO_REUSEPORT socket and hand the
                                            port over with nothing lost when it stops (--help)
@@ -22,11 +24,12 @@ Commands:
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   // start_server and reuseport-exec keep their own prefixes (upstream's lines have none)
-  start: async (argv) => (await import('../start_server/main.ts')).main(argv),
+  start: async (argv) => (await import('../start_server/main.ts')).main(argv, true),
   'reuseport-exec': async (argv) => (await import('../reuseport_exec/main.ts')).reuseportExecMain(argv),
   status: (argv) => runCommand('baton status: ', async () => (await import('../start_server/status.ts')).statusMain(argv)),
   serve: (argv) => runCommand('baton serve: ', async () => (await import('../serve/main.ts')).serveMain(argv)),
   drill: (argv) => runCommand('baton drill: ', async () => (await import('../drill/main.ts')).drillMain(argv)),
+  deploy: (argv) => runCommand('baton deploy: ', async () => (await import('../deploy/main.ts')).deployMain(argv)),
   doctor: () =>
     runCommand('baton doctor: ', async () => {
       const { lines, ok } = (await import('../net/doctor.ts')).doctorReport();

@@ -13,6 +13,7 @@
 import { isIP, Server as NetServer, type Server } from 'node:net';
 import { chooseHandover, type HandoverName, joinGroup, type ReuseportGroupMember } from '../net/handover/index.ts';
 import { inheritedSockets, systemBacklog } from '../net/inherited.ts';
+import { sdNotify } from '../process/sd-notify.ts';
 
 export { type InheritedSocket, inheritedSockets } from '../net/inherited.ts';
 
@@ -27,6 +28,12 @@ export interface ListenOptions {
   handover?: 'auto' | HandoverName;
   /** reusePort with a mechanism that joins one instance at a time: the longest wait to join (default 30 s). */
   joinTimeoutMs?: number;
+  /**
+   * Once listening, tell the supervisor this process is ready (READY=1 to
+   * NOTIFY_SOCKET, for start_server --ready-notify and systemd); default true.
+   * An app with more to do first says false, and calls ready() itself.
+   */
+  notifyReady?: boolean;
 }
 
 export interface ReuseportBinding {
@@ -69,11 +76,23 @@ async function listenReuseport(server: Server, host: string, port: number, backl
   return `${host}:${group.port} (SO_REUSEPORT, handover: ${group.handover})`;
 }
 
+/** Tells the supervisor (start_server --ready-notify, systemd) that this process serves: READY=1 to NOTIFY_SOCKET, if set. */
+export function ready(): void {
+  sdNotify('READY=1', (m) => process.emitWarning(m));
+}
+
 /**
  * Makes `server` listen on the inherited socket if there is one (the first),
- * else binds as told. Resolves to a description of what it listens on.
+ * else binds as told, then says it is ready (unless told not to). Resolves
+ * to a description of what it listens on.
  */
 export async function listen(server: Server, options: ListenOptions = {}): Promise<string> {
+  const where = await listenOn(server, options);
+  if (options.notifyReady !== false) ready();
+  return where;
+}
+
+async function listenOn(server: Server, options: ListenOptions): Promise<string> {
   const backlog = options.backlog ?? systemBacklog();
   const [inherited] = inheritedSockets();
   if (!inherited && options.reusePort && options.path === undefined) {

@@ -11,6 +11,7 @@ import { Inbox } from '../process/inbox.ts';
 import { logLine as log, writeOut } from '../process/log.ts';
 import { spawnProcess } from '../process/spawn.ts';
 import { restartServer, stopServer } from './client.ts';
+import { ControlServer } from './control.ts';
 import { loadEnvdir } from './envdir.ts';
 import { acquirePidFile } from './files.ts';
 import { HELP, parseArgs, type StartServerOptions } from './options.ts';
@@ -79,9 +80,21 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
   }
   const pidFile = o.pidFile === undefined ? undefined : acquirePidFile(o.pidFile, process.pid);
   const supervisor = new Supervisor({ options: o, listeners, inbox, baseEnv: env, stdinDevNull: inheritedRaw !== undefined });
+  let control: ControlServer | undefined;
   try {
+    if (o.control !== undefined) {
+      control = await ControlServer.open(
+        o.control,
+        {
+          deploy: (sink) => supervisor.requestDeploy(sink),
+          status: () => ({ supervisorPid: process.pid, generations: supervisor.generations(), deploys: supervisor.deploys.history() }),
+        },
+        log,
+      );
+    }
     return await supervisor.run();
   } finally {
+    control?.close();
     pidFile?.release();
     closeListeners(listeners);
     if (supervisor.statusWritten && o.statusFile !== undefined) {
@@ -95,14 +108,15 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
 }
 
 /** Runs start_server with `argv` (without node and script); resolves to the exit code. */
-export async function main(argv: readonly string[]): Promise<number> {
+/** `modern`: baton start's defaults (options.ts MODERN_DEFAULTS) rather than upstream's. */
+export async function main(argv: readonly string[], modern = false): Promise<number> {
   // Handlers first: a HUP or TERM during start-up is queued, not fatal.
   const inbox = new Inbox();
   inbox.listen(HANDLED_SIGNALS);
   try {
     // upstream's messages have no prefix
     return await runCommand('', async () => {
-      const action = parseArgs(argv);
+      const action = parseArgs(argv, modern);
       switch (action.kind) {
         case 'help':
           writeOut(HELP);

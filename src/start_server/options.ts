@@ -2,6 +2,7 @@
 // evaluation, plus baton's extensions (documented in the README).
 
 import { type OptionTable, optionHelp, parseOptions } from '../cli-kit/options.ts';
+import { controlPath } from '../control/protocol.ts';
 import { BatonError } from '../errors.ts';
 import { normalizeSignal } from '../process/signals.ts';
 
@@ -28,6 +29,18 @@ export interface StartServerOptions {
   readyNotify: boolean;
   /** baton: seconds to wait for READY=1 before the attempt counts as failed. */
   readyTimeout: number;
+  /** baton: failed starts of one deploy before it gives up and keeps the old generation (0 = never). */
+  maxStartAttempts: number;
+  /** baton: old generations allowed to drain at once; beyond, the oldest are stopped for good (0 = no limit). */
+  maxDraining: number;
+  /** baton: HUPs that arrive while a deploy runs make one follow-up deploy. */
+  coalesceHup: boolean;
+  /** baton: lines of a starting generation's stderr kept for the deploy verdict (0 = its stderr is ours, untouched). */
+  stderrTail: number;
+  /** baton: the control socket (deploys with a verdict, status); default: PID_FILE.sock with --pid-file. */
+  control: string | undefined;
+  /** baton: where the --ready-notify socket lives (default: a private directory). */
+  notifySocket: string | undefined;
   command: string[];
 }
 
@@ -89,7 +102,56 @@ export const START_SERVER_OPTIONS = {
     extension: true,
     help: 'give up on a worker that sent no READY=1 (default: 60)',
   },
+  'no-ready-notify': { kind: 'flag', extension: true, help: 'readiness by --interval (baton start has --ready-notify on)' },
+  'max-start-attempts': {
+    kind: 'integer',
+    min: 0,
+    placeholder: 'n',
+    extension: true,
+    help: 'failed starts of one deploy before it gives up and the old\ngeneration keeps serving (default: 0 = never; baton start: 3)',
+  },
+  'max-draining': {
+    kind: 'integer',
+    min: 0,
+    placeholder: 'n',
+    extension: true,
+    help: 'old generations draining at once; beyond, the oldest is stopped\nfor good (default: 0 = no limit; baton start: 4)',
+  },
+  'coalesce-hup': { kind: 'flag', extension: true, help: 'HUPs received during a deploy make one follow-up deploy (baton start)' },
+  'stderr-tail': {
+    kind: 'integer',
+    min: 0,
+    max: 1000,
+    placeholder: 'n',
+    extension: true,
+    help: "pass each generation's stderr through, keeping its last n lines\nwhile it starts, for baton deploy (default: 0 = untouched; baton start: 20)",
+  },
+  'notify-socket': {
+    kind: 'string',
+    placeholder: 'path',
+    extension: true,
+    help: 'with --ready-notify: the socket generations notify, at a path you can\nmount into containers (docker run -v DIR:DIR -e NOTIFY_SOCKET\n-e BATON_READY_TOKEN ...; default: a private directory)',
+  },
+  control: {
+    kind: 'string',
+    placeholder: 'path',
+    extension: true,
+    help: 'the control socket for baton deploy and baton status\n(default: the pid file with .sock appended)',
+  },
 } as const satisfies OptionTable;
+
+/**
+ * `baton start`: start_server with modern defaults (readiness by READY=1,
+ * bounded retries and draining, coalesced HUPs, a stderr tail); every one
+ * can still be set. start_server keeps upstream's.
+ */
+export const MODERN_DEFAULTS = {
+  readyNotify: true,
+  maxStartAttempts: 3,
+  maxDraining: 4,
+  coalesceHup: true,
+  stderrTail: 20,
+};
 
 const names = Object.keys(START_SERVER_OPTIONS) as Array<keyof typeof START_SERVER_OPTIONS>;
 const upstream = names.filter((n) => !('extension' in START_SERVER_OPTIONS[n]));
@@ -110,7 +172,7 @@ value or a missing server program; the errno value when a socket cannot be
 bound (98 = address in use, 2 = no such directory).
 `;
 
-export function parseArgs(argv: readonly string[]): Action {
+export function parseArgs(argv: readonly string[], modern = false): Action {
   const { values: v, rest, errors, mixed } = parseOptions(START_SERVER_OPTIONS, argv);
   if (errors.length > 0) {
     const hint = mixed ? '\n(options after the server command belong to start_server; put -- before the server command)' : '';
@@ -145,8 +207,14 @@ export function parseArgs(argv: readonly string[]): Action {
       autoRestartInterval: v['auto-restart-interval'],
       killOldDelay: v['kill-old-delay'],
       killTimeout: v['kill-timeout'] ?? 0,
-      readyNotify: v['ready-notify'],
+      readyNotify: !v['no-ready-notify'] && (v['ready-notify'] || (modern && MODERN_DEFAULTS.readyNotify)),
       readyTimeout: v['ready-timeout'] ?? 60,
+      maxStartAttempts: v['max-start-attempts'] ?? (modern ? MODERN_DEFAULTS.maxStartAttempts : 0),
+      maxDraining: v['max-draining'] ?? (modern ? MODERN_DEFAULTS.maxDraining : 0),
+      coalesceHup: v['coalesce-hup'] || (modern && MODERN_DEFAULTS.coalesceHup),
+      stderrTail: v['stderr-tail'] ?? (modern ? MODERN_DEFAULTS.stderrTail : 0),
+      control: v.control ?? (v['pid-file'] === undefined ? undefined : controlPath(v['pid-file'])),
+      notifySocket: v['notify-socket'],
       command: rest,
     },
   };
