@@ -2,6 +2,8 @@
 // and status file plus /proc: generations, pids, uptimes, listening sockets.
 import { readFileSync } from 'node:fs';
 import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
+import { controlRequest } from '../control/client.ts';
+import { controlPath, type StatusReport } from '../control/protocol.ts';
 import { BatonError } from '../errors.ts';
 import { processAlive } from '../process/alive.ts';
 import { writeOut } from '../process/log.ts';
@@ -77,15 +79,22 @@ export function formatServerStatus(s: ServerStatus): string {
 }
 
 export const STATUS_OPTIONS = {
-  'status-file': { kind: 'string', placeholder: 'FILE', help: 'the status file given to start_server (required)' },
-  'pid-file': { kind: 'string', placeholder: 'FILE', help: "start_server's pid file, to report on it too" },
+  'pid-file': {
+    kind: 'string',
+    placeholder: 'FILE',
+    help: "start_server's pid file: asks the supervisor itself (its control\nsocket), which also gives the last deploys",
+  },
+  'status-file': { kind: 'string', placeholder: 'FILE', help: 'the status file given to start_server, read from the disk' },
   json: { kind: 'flag', help: 'one JSON object instead of lines' },
   help: { kind: 'flag', help: 'this text' },
 } as const satisfies OptionTable;
 
-const STATUS_USAGE = `Usage: baton status --status-file=FILE [--pid-file=FILE] [--json]
+const STATUS_USAGE = `Usage: baton status --pid-file=FILE [--json]
+       baton status --status-file=FILE [--pid-file=FILE] [--json]
 
-The generations a running start_server supervises: pids, uptimes, sockets.
+The generations a running start_server supervises, and its last deploys
+(when, what triggered them, how they ended, how long they took); from the
+status file: pids, uptimes, sockets.
 
 ${optionHelp(STATUS_OPTIONS)}
 Exit status: 0 while a generation runs; 3 when none does or the status file
@@ -93,13 +102,49 @@ cannot be read; 1 for bad options.
 `;
 
 /** `baton status`: exit 0 while a generation runs, 3 when none does or the status cannot be read. */
+function formatReport(r: StatusReport): string {
+  const time = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+  const lines = [`start_server pid ${r.supervisorPid} (running)`];
+  for (const g of r.generations) lines.push(`generation ${g.generation}: pid ${g.pid} ${g.state}`);
+  if (r.generations.length === 0) lines.push('no generation is running');
+  if (r.deploys.length) lines.push('deploys (the last first):');
+  for (const d of [...r.deploys].reverse()) {
+    const took = [
+      d.readyMs === undefined ? '' : `ready after ${d.readyMs} ms`,
+      d.goneMs === undefined ? '' : `old gone after ${d.goneMs} ms`,
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const gen = d.generation === undefined ? '' : `generation ${d.generation}, `;
+    lines.push(
+      `  #${d.deploy} ${time(d.at)} ${d.trigger.padEnd(7)} ${d.outcome.padEnd(12)} ${gen}${d.attempts} attempt${d.attempts === 1 ? '' : 's'}${took ? `; ${took}` : ''}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The supervisor's own account, over its control socket. */
+async function live(path: string, json: boolean): Promise<number> {
+  let report: StatusReport | undefined;
+  await controlRequest(path, { status: true }, (r) => {
+    if ('report' in r) report = r.report;
+  }).done;
+  if (!report) throw new BatonError(`the supervisor at ${path} sent no status`, 'ERR_BATON_STATUS', 3);
+  writeOut(json ? `${JSON.stringify(report)}\n` : formatReport(report));
+  return report.generations.some((g) => g.state === 'serving') ? 0 : 3;
+}
+
 export async function statusMain(argv: string[]): Promise<number> {
   const line = commandLine('baton status', STATUS_OPTIONS, argv, STATUS_USAGE);
   if (!line) return 0;
   const { values: v, rest, usage } = line;
   if (rest.length) throw usage(`unexpected argument ${rest[0]}`);
   const statusFile = v['status-file'];
-  if (!statusFile) throw usage('status needs --status-file (the one given to start_server)');
+  const pidFile = v['pid-file'];
+  if (!statusFile) {
+    if (!pidFile) throw usage('give --pid-file (or --status-file) as given to start_server');
+    return live(controlPath(pidFile), v.json);
+  }
   let s: ServerStatus;
   try {
     s = readServerStatus(v['pid-file'], statusFile);

@@ -165,3 +165,24 @@ test('--max-draining bounds the generations alive under a deploy storm with long
   assert.ok(most <= 4, `${most} generations at once`);
   assert.match(x.s.stderr(), /more than --max-draining=2: stopping generation \d+ \(pid \d+\) for good/);
 });
+
+test('baton status --pid-file: the generations and the last deploys, as the supervisor saw them', async (t) => {
+  const x = await supervise(t);
+  x.release('v2');
+  assert.equal((await x.deploy()).code, 0);
+  x.release('syntax');
+  assert.equal((await x.deploy()).code, 4);
+  const st = run(t, BATON, ['status', `--pid-file=${x.pidFile}`]);
+  assert.equal((await st.exited).code, 0);
+  assert.match(st.stdout(), /^generation 2: pid \d+ serving$/m);
+  assert.match(st.stdout(), /^ {2}#3 [\d:]+ control start-failed +3 attempts$/m);
+  assert.match(st.stdout(), /^ {2}#2 [\d:]+ control deployed +generation 2, 1 attempt; ready after \d+ ms, old gone after \d+ ms$/m);
+  assert.match(st.stdout(), /^ {2}#1 [\d:]+ start +deployed +generation 1, 1 attempt/m);
+  const json = run(t, BATON, ['status', `--pid-file=${x.pidFile}`, '--json']);
+  await json.exited;
+  const report = JSON.parse(json.stdout());
+  assert.deepEqual(
+    report.deploys.map((d: { outcome: string }) => d.outcome),
+    ['deployed', 'deployed', 'start-failed'],
+  );
+});
