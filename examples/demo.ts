@@ -23,9 +23,9 @@ for (const keepAlive of [true, false]) {
     warmupMs: 1000,
     cooldownMs: 2000,
     load: { connections: 20, keepAlive, method: 'GET', bodyBytes: 0, timeoutMs: 5000, expectStatus: 200 },
-    progress: (line) => process.stderr.write(`${line}\r`),
+    progress: (line) => process.stderr.isTTY && process.stderr.write(`\r${line}\x1b[K`),
   });
-  process.stderr.write('\n');
+  if (process.stderr.isTTY) process.stderr.write('\n');
   process.stdout.write(`${formatReport(report)}\n`);
   failed += report.failed;
   reports.push(report);

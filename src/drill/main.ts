@@ -28,8 +28,18 @@ export const DRILL_OPTIONS = {
   timeout: { kind: 'seconds', help: 'a request with no response by then is "timeout" (default 5)' },
   'expect-status': { kind: 'integer', min: 100, max: 599, help: '(default 200)' },
   path: { kind: 'string', placeholder: '/p', help: 'request path with a server command (default /)' },
-  url: { kind: 'string', placeholder: 'URL', help: 'drill a server that is already running (with --deploy)' },
-  deploy: { kind: 'string', placeholder: "'CMD'", help: 'with --url: the shell command that hot-deploys it' },
+  url: { kind: 'string', placeholder: 'URL', help: 'drill a server that is already running (with --pid-file or --deploy)' },
+  'pid-file': {
+    kind: 'string',
+    placeholder: 'FILE',
+    help: 'with --url: the pid file of the supervisor running it: each deploy goes\nthrough its control socket and is followed to its verdict',
+  },
+  deploy: { kind: 'string', placeholder: "'CMD'", help: 'with --url: a shell command that hot-deploys it (not followed)' },
+  ready: {
+    kind: 'choice',
+    choices: ['notify', 'interval'],
+    help: "with a server command: a generation is ready when it says READY=1\n(baton serve and baton's listen() do; default) or after 1 s",
+  },
   duration: {
     kind: 'seconds',
     help: 'keep the load on this long in all (default: until 2 s after the last\ndeploy); INT or TERM ends the drill early, with its report',
@@ -43,7 +53,8 @@ const USAGE = `Usage: baton drill [options] -- <server command>
        baton drill --url=URL --deploy='<shell command>' [options]
 
 ${optionHelp(DRILL_OPTIONS)}
-Exit status: 0 when no request failed, 2 when some did, 1 for bad options.
+Exit status: 0 when no request failed and every deploy took effect, 2
+otherwise, 1 for bad options.
 `;
 
 export async function drillMain(argv: string[]): Promise<number> {
@@ -51,8 +62,8 @@ export async function drillMain(argv: string[]): Promise<number> {
   if (!line) return 0;
   const { values: v, rest, usage } = line;
   const url = v.url;
-  if (url && !v.deploy && v.deploys !== 0)
-    throw usage('--url needs --deploy (the command that hot-deploys that server), or --deploys=0 for load alone');
+  if (url && !v.deploy && !v['pid-file'] && v.deploys !== 0)
+    throw usage('--url needs --pid-file (of its supervisor) or --deploy (a command that hot-deploys it), or --deploys=0 for load alone');
   if (!url && rest.length === 0) throw usage('give a server command after --, or --url with --deploy');
   const every = v.every ?? 1;
   const timeout = v.timeout ?? 5;
@@ -80,6 +91,8 @@ export async function drillMain(argv: string[]): Promise<number> {
     command: url ? undefined : rest,
     url,
     deployCommand: v.deploy,
+    pidFile: v['pid-file'],
+    readiness: v.ready ?? 'notify',
     path: v.path ?? '/',
     deploys: v.deploys ?? 10,
     everyMs: every * 1000,
@@ -106,5 +119,5 @@ export async function drillMain(argv: string[]): Promise<number> {
   writeOut(formatReport(report));
   if (v.json) writeFileSync(v.json, `${JSON.stringify(report, null, 2)}\n`);
   if (v.html) writeFileSync(v.html, renderHtml([report]));
-  return report.failed === 0 ? 0 : 2;
+  return report.failed === 0 && report.failedDeploys === 0 ? 0 : 2;
 }

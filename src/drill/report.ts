@@ -7,6 +7,8 @@ export interface Deploy {
   at: number;
   /** ms until the old generation was gone (or the deploy command ended). */
   durationMs: number | undefined;
+  /** The supervisor's verdict (deploys followed through its control socket). */
+  outcome?: string;
 }
 
 /** Latencies in ms. */
@@ -46,6 +48,8 @@ export interface DrillReport {
   requests: number;
   outcomes: Record<Outcome, number>;
   failed: number;
+  /** Deploys whose verdict was not "deployed". */
+  failedDeploys: number;
   latency: LatencyStats;
   /** The load client's own cost: CPU seconds of all its threads, and per request. */
   client: { cpuSeconds: number; cpuUsPerRequest: number };
@@ -126,6 +130,7 @@ export function buildReport(label: string, r: Recording, deploys: readonly Deplo
     requests: r.requests,
     outcomes: Object.fromEntries(OUTCOMES.map((o, i) => [o, r.outcomes[i] ?? 0])) as Record<Outcome, number>,
     failed: r.failed,
+    failedDeploys: deploys.filter((d) => d.outcome !== undefined && d.outcome !== 'deployed').length,
     latency: stats(r.whole),
     client: { cpuSeconds, cpuUsPerRequest: r.requests ? (cpuSeconds * 1e6) / r.requests : 0 },
     deploys: deploys.map((d) => ({ ...d, ...deployFigures(r, d) })),
@@ -146,7 +151,12 @@ export function formatReport(r: DrillReport): string {
   lines.push(`outcomes: ${OUTCOMES.map((o) => `${o} ${r.outcomes[o]}`).join(', ')}`);
   lines.push(`latency: p50 ${ms(r.latency.p50)}, p99 ${ms(r.latency.p99)}, p99.9 ${ms(r.latency.p999)}, max ${ms(r.latency.max)}`);
   for (const d of r.deploys) {
-    const took = d.durationMs === undefined ? 'old generation not seen to exit' : `old generation gone after ${ms(d.durationMs)}`;
+    const took =
+      d.outcome !== undefined && d.outcome !== 'deployed'
+        ? `FAILED (${d.outcome})`
+        : d.durationMs === undefined
+          ? 'old generation not seen to exit'
+          : `old generation gone after ${ms(d.durationMs)}`;
     const w = d.window;
     const tp = d.throughput;
     lines.push(
@@ -155,10 +165,9 @@ export function formatReport(r: DrillReport): string {
   }
   for (const f of r.failures.slice(0, 20)) lines.push(`failure at ${(f.at / 1000).toFixed(3)} s: ${f.outcome} ${f.detail}`);
   if (r.failures.length > 20) lines.push(`... and ${r.failed - 20} more failures`);
-  lines.push(
-    r.failed === 0
-      ? `verdict: PASS - ${r.requests} requests through ${r.deploys.length} deploys, none failed`
-      : `verdict: FAIL - ${r.failed} of ${r.requests} requests failed through ${r.deploys.length} deploys`,
-  );
+  if (r.failed > 0) lines.push(`verdict: FAIL - ${r.failed} of ${r.requests} requests failed through ${r.deploys.length} deploys`);
+  else if (r.failedDeploys > 0)
+    lines.push(`verdict: FAIL - ${r.failedDeploys} of ${r.deploys.length} deploys did not take effect (no request failed)`);
+  else lines.push(`verdict: PASS - ${r.requests} requests through ${r.deploys.length} deploys, none failed`);
   return `${lines.join('\n')}\n`;
 }

@@ -1,19 +1,38 @@
 // One drill: a server under baton's supervisor (or any running URL), load
 // from the counting client, N hot deploys, then a report.
+// Deploys go through the supervisor's control socket whenever there is one
+// (a server command run here under `baton start`, or `--pid-file` of a
+// running one): each then has its real duration (until the old generation
+// is gone) and its verdict, and a deploy that did not take effect fails the
+// drill. With `--deploy CMD` (a deploy the drill cannot follow) a deploy
+// lasts as long as the command.
+
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { controlRequest } from '../control/client.ts';
+import { controlPath, type Verdict } from '../control/protocol.ts';
 import { freePort } from '../net/free-port.ts';
 import { LoadClient, type LoadOptions } from './client.ts';
 import { buildReport, type Deploy, type DrillReport } from './report.ts';
 
-const START_SERVER = join(import.meta.dirname, '..', 'cli', `start_server${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
+const BATON = join(import.meta.dirname, '..', 'cli', `baton${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
+/** How long one deploy may take before it counts as failed. */
+const DEPLOY_TIMEOUT_MS = 120_000;
 
 export interface DrillOptions {
   label: string;
-  /** Server command to run under start_server; or undefined with `url` + `deployCommand`. */
+  /** Server command to run under baton start; or undefined with `url`. */
   command?: string[];
+  /** With a command: readiness by READY=1 (baton's listen() and serve send it) or by --interval. */
+  readiness?: 'notify' | 'interval';
   url?: string;
+  /** With `url`: the running supervisor's pid file (deploys through its control socket)... */
+  pidFile?: string;
+  /** ...or a shell command that deploys it. */
   deployCommand?: string;
   path: string;
   deploys: number;
@@ -44,84 +63,77 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** Follows start_server's log: when did each deploy's old generation exit? */
-class DeployTracker {
-  readonly deploys: Deploy[] = [];
-  private readonly pendingOld = new Map<number, Set<number>>();
-  log = '';
-  private buffer = '';
-  /** performance.now() when the load began; deploy times count from there. */
-  t0 = 0;
-
-  constructor(child: ChildProcess) {
-    child.stderr?.on('data', (d: Buffer) => this.feed(d.toString()));
-  }
-
-  trigger(index: number): void {
-    this.deploys.push({ index, at: performance.now() - this.t0, durationMs: undefined });
-  }
-
-  private feed(text: string): void {
-    this.log += text;
-    if (this.log.length > 1_000_000) this.log = this.log.slice(-500_000);
-    this.buffer += text;
-    const lines = this.buffer.split('\n');
-    this.buffer = lines.pop() as string;
-    for (const line of lines) this.line(line);
-  }
-
-  private line(line: string): void {
-    const now = performance.now() - this.t0;
-    const running = /^new worker is now running, sending \w+ to old workers:(.*)$/.exec(line);
-    const deploy = this.deploys.find((d) => d.durationMs === undefined && !this.pendingOld.has(d.index));
-    if (running && deploy) {
-      const pids = new Set(running[1] === 'none' ? [] : (running[1] as string).split(',').map(Number));
-      // old workers of earlier deploys may still be listed: only new ones matter
-      for (const set of this.pendingOld.values()) for (const p of set) pids.delete(p);
-      this.pendingOld.set(deploy.index, pids);
-      if (pids.size === 0) deploy.durationMs = now - deploy.at;
-    }
-    const died = /^old worker (\d+) died/.exec(line);
-    if (died) {
-      const pid = Number(died[1]);
-      for (const [index, pids] of this.pendingOld) {
-        if (!pids.delete(pid) || pids.size > 0) continue;
-        const d = this.deploys.find((x) => x.index === index) as Deploy;
-        d.durationMs = now - d.at;
-      }
-    }
-  }
+/** One GET on a connection of its own that is closed after the answer. */
+function answersOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = get(url, { agent: false, headers: { connection: 'close' }, timeout: 5000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode !== undefined && res.statusCode < 400);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
 }
 
+// The probe must not leave an idle keep-alive connection behind: the old
+// generation's drain waits for idle connections to go quiet, which would add
+// seconds to the first deploy and measure the probe, not the server.
 async function waitServing(url: string, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    if ((await fetch(url).catch(() => undefined))?.ok) return;
+    if (await answersOk(url)) return;
     await sleep(100);
   }
   throw new Error(`the server did not answer ${url} within ${ms / 1000} s`);
 }
 
+/** One deploy through the control socket; resolves to its verdict (or undefined when none came). */
+function deployVia(path: string): Promise<Verdict | undefined> {
+  let verdict: Verdict | undefined;
+  return controlRequest(path, { deploy: { timeoutMs: DEPLOY_TIMEOUT_MS } }, (r) => {
+    if ('verdict' in r) verdict = r.verdict;
+  }).done.then(
+    () => verdict,
+    () => undefined,
+  );
+}
+
+function runShell(command: string): Promise<void> {
+  return new Promise((resolve) => spawn('sh', ['-c', command], { stdio: 'ignore' }).on('close', () => resolve()));
+}
+
 export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; serverLog: string }> {
   let url = o.url;
   let supervisor: ChildProcess | undefined;
-  let tracker: DeployTracker | undefined;
-  if (o.command) {
+  let serverLog = '';
+  let control = o.pidFile === undefined ? undefined : controlPath(o.pidFile);
+  const scratch = o.command ? mkdtempSync(join(tmpdir(), 'baton-drill-')) : undefined;
+  if (o.command && scratch) {
     const port = await freePort();
     url = `http://127.0.0.1:${port}${o.path}`;
-    supervisor = spawn(process.execPath, [START_SERVER, `--port=127.0.0.1:${port}`, '--', ...o.command], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, PORT: String(port) },
+    const pidFile = join(scratch, 'pid');
+    control = controlPath(pidFile);
+    const readiness = o.readiness === 'interval' ? ['--no-ready-notify'] : [];
+    supervisor = spawn(
+      process.execPath,
+      [BATON, 'start', `--port=127.0.0.1:${port}`, `--pid-file=${pidFile}`, ...readiness, '--', ...o.command],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, PORT: String(port) },
+      },
+    );
+    supervisor.stderr?.on('data', (d: Buffer) => {
+      serverLog += d.toString();
+      if (serverLog.length > 1_000_000) serverLog = serverLog.slice(-500_000);
     });
-    tracker = new DeployTracker(supervisor);
   }
   const target = url as string;
   try {
     await waitServing(target, 30_000);
     const client = new LoadClient({ ...o.load, url: target }, o.workers);
     const t0 = await client.start();
-    if (tracker) tracker.t0 = t0;
     const deploys: Deploy[] = [];
+    const pending: Array<Promise<void>> = [];
     let done = 0;
     const progress = setInterval(() => {
       const secs = (performance.now() - t0) / 1000;
@@ -132,34 +144,38 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
     }, 1000);
     await pause(o.warmupMs, o.signal);
     for (let i = 1; i <= o.deploys && !o.signal?.aborted; i++) {
-      if (supervisor && tracker) {
-        tracker.trigger(i);
-        supervisor.kill('SIGHUP');
+      const at = performance.now() - t0;
+      const d: Deploy = { index: i, at, durationMs: undefined };
+      deploys.push(d);
+      if (control) {
+        // deploys may overlap (the supervisor coalesces them); each is followed to its verdict
+        pending.push(
+          deployVia(control).then((v) => {
+            d.outcome = v?.outcome ?? 'no verdict';
+            if (v?.outcome === 'deployed') d.durationMs = performance.now() - t0 - at;
+          }),
+        );
         await pause(o.everyMs, o.signal);
       } else {
-        const at = performance.now() - t0;
-        await new Promise<void>((resolve) =>
-          spawn('sh', ['-c', o.deployCommand as string], { stdio: 'ignore' }).on('close', () => resolve()),
-        );
-        deploys.push({ index: i, at, durationMs: performance.now() - t0 - at });
+        await runShell(o.deployCommand as string);
+        d.durationMs = performance.now() - t0 - at;
         await pause(Math.max(0, o.everyMs - (performance.now() - t0 - at)), o.signal);
       }
       done = i;
     }
+    await Promise.all(pending);
     const elapsed = performance.now() - t0;
     await pause(o.durationMs === undefined ? o.cooldownMs : Math.max(0, o.durationMs - elapsed), o.signal);
     const { recording, cpuSeconds } = await client.stop();
     clearInterval(progress);
     const seconds = (performance.now() - t0) / 1000;
-    return {
-      report: buildReport(o.label, recording, tracker ? tracker.deploys : deploys, seconds, cpuSeconds),
-      serverLog: tracker?.log ?? '',
-    };
+    return { report: buildReport(o.label, recording, deploys, seconds, cpuSeconds), serverLog };
   } finally {
     if (supervisor && supervisor.exitCode === null) {
       const exited = new Promise((resolve) => supervisor.once('close', resolve));
       supervisor.kill('SIGTERM');
       await exited;
     }
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
 }

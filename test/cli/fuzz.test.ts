@@ -140,7 +140,7 @@ for (const c of commands) {
     for (let i = 0; i < cases.length; i += 6) {
       const batch = cases.slice(i, i + 6);
       const outcomes = await Promise.all(batch.map((argv) => attempt(argv)));
-      outcomes.forEach((o, k) => check((batch[k] as string[]).join(' '), o, c.documented));
+      for (const [k, o] of outcomes.entries()) check((batch[k] as string[]).join(' '), o, c.documented);
     }
   });
 }

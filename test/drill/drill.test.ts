@@ -131,7 +131,7 @@ test('--rate counts latency from when a request was due: a client stalled for 1 
 test('bad drill options: one-line errors, exit 1', async (t) => {
   for (const [args, message] of [
     [[], /give a server command after --/],
-    [['--url=http://127.0.0.1:1/'], /--url needs --deploy/],
+    [['--url=http://127.0.0.1:1/'], /--url needs --pid-file \(of its supervisor\) or --deploy/],
     [['--rate=-1', '--', 'x'], /--rate must be 0 or more/],
     [['--every=0', '--', 'x'], /--every must be a positive number/],
     [['--method=PUT', '--', 'x'], /--method must be one of GET, POST/],
