@@ -1,9 +1,10 @@
 // bench/drill: how well each contender hot-deploys, judged by one client.
 // Same load (drill client, keep-alive, 20 connections), same deploys (10, one
-// per second); then the same servers' throughput without deploys. Prints a
-// markdown table. Not a test; a few minutes; all on 127.0.0.1.
+// per second); then the same servers' throughput without deploys; then how
+// long a deploy takes (deploy-latency.ts). Prints markdown tables. Not a
+// test; several minutes; all on 127.0.0.1.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +13,7 @@ import { have, starletCommand } from '../harness/peers.ts';
 import type { DrillReport } from '../src/drill/report.ts';
 import { runDrill } from '../src/drill/run.ts';
 import { freePort } from '../src/net/free-port.ts';
+import { type Deployable, deployLatency, median } from './deploy-latency.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const APPS = join(import.meta.dirname, 'apps');
@@ -20,60 +22,91 @@ const START_SERVER = join(ROOT, 'src', 'cli', 'start_server.ts');
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 10);
 
+interface Running extends Omit<Deployable, 'deploy'> {
+  /** Shell command that hot-deploys it. */
+  deploy: string;
+  /** How the supervisor decides the new version is ready. */
+  readiness: string;
+  stop: () => void;
+}
+
 interface Contender {
   name: string;
-  /** Starts the server on `port`; returns the shell command that hot-deploys it. */
-  start(port: number, home: string): { proc?: ChildProcess; deploy: string; stop?: () => void };
+  /** Starts the server on `port`. */
+  start(port: number, home: string): Running;
   needs?: string;
 }
 
-const bg = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
-  spawn(cmd, args, { stdio: 'ignore', env: { ...process.env, ...env } });
-const hup = (p: ChildProcess) => `kill -HUP ${p.pid}`;
+/** A supervisor in the background, its stderr kept (the deploy latency reads its log lines). */
+function supervisor(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; log: () => string } {
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  let log = '';
+  proc.stderr?.on('data', (d) => {
+    log += d;
+  });
+  return { proc, log: () => log };
+}
+
+const STARTED = /new worker is now running/;
+
+function underSupervisor(s: { proc: ChildProcess; log: () => string }, readiness: string, ready = STARTED): Running {
+  return {
+    root: s.proc.pid as number,
+    log: s.log,
+    ready,
+    deploy: `kill -HUP ${s.proc.pid}`,
+    readiness,
+    stop: () => s.proc.kill('SIGTERM'),
+  };
+}
 
 const contenders: Contender[] = [
   {
-    name: 'baton serve under baton start_server',
-    start: (port) => {
-      const proc = bg(process.execPath, [
-        START_SERVER,
-        `--port=127.0.0.1:${port}`,
-        '--ready-notify',
-        '--',
-        process.execPath,
-        BATON,
-        'serve',
-        join(APPS, 'hello-listener.ts'),
-        '--max-workers=2',
-      ]);
-      return { proc, deploy: hup(proc) };
-    },
+    name: 'baton serve under baton start',
+    start: (port, home) =>
+      underSupervisor(
+        supervisor(process.execPath, [
+          BATON,
+          'start',
+          `--port=127.0.0.1:${port}`,
+          `--pid-file=${join(home, 'pid')}`,
+          '--',
+          process.execPath,
+          BATON,
+          'serve',
+          join(APPS, 'hello-listener.ts'),
+          '--max-workers=2',
+        ]),
+        'READY=1',
+      ),
   },
   {
     name: 'baton serve standalone (HUP)',
-    start: (port) => {
-      const proc = bg(process.execPath, [
-        BATON,
-        'serve',
-        join(APPS, 'hello-listener.ts'),
-        '--host=127.0.0.1',
-        `--port=${port}`,
-        '--max-workers=2',
-      ]);
-      return { proc, deploy: hup(proc) };
-    },
+    start: (port) =>
+      underSupervisor(
+        supervisor(process.execPath, [
+          BATON,
+          'serve',
+          join(APPS, 'hello-listener.ts'),
+          '--host=127.0.0.1',
+          `--port=${port}`,
+          '--max-workers=2',
+        ]),
+        'workers listening',
+        /reload done: new workers listen/,
+      ),
   },
   {
     name: 'baton container mode: start_server -- docker run --net=host … serve --reuse-port',
     needs: 'podman',
-    start: (port) => {
+    start: (port, home) => {
       const set = setUpContainers();
       if ('error' in set) throw new Error(set.error);
-      const proc = bg(process.execPath, [START_SERVER, ...seedCommand(set.env, '/app/app.js', port)], set.env);
+      const s = supervisor(process.execPath, [START_SERVER, ...seedCommand(set.env, '/app/app.js', port, [], home)], set.env);
       return {
-        proc,
-        deploy: hup(proc),
+        ...underSupervisor(s, 'READY=1 from the container'),
         stop: () => {
+          s.proc.kill('SIGTERM');
           execFileSync('sleep', ['6']);
           tearDownContainers(set.env);
         },
@@ -86,8 +119,14 @@ const contenders: Contender[] = [
       // PM2 picks the interpreter for a .ts app from PATH: ours, not an older system node
       const env = { ...process.env, PM2_HOME: home, PORT: String(port), PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
       execFileSync(process.execPath, [PM2, 'start', join(APPS, 'pm2-app.ts'), '-i', '2', '--name', 'bench'], { env, stdio: 'ignore' });
+      const pm2Log = join(home, 'pm2.log');
       return {
+        root: Number(readFileSync(join(home, 'pm2.pid'), 'utf8')),
+        log: () => readFileSync(pm2Log, 'utf8'),
+        ready: /-reload- New worker listening/,
+        readyLines: 2,
         deploy: `PM2_HOME=${home} ${process.execPath} ${PM2} reload bench`,
+        readiness: 'listening',
         stop: () => execFileSync(process.execPath, [PM2, 'kill'], { env, stdio: 'ignore' }),
       };
     },
@@ -95,18 +134,17 @@ const contenders: Contender[] = [
   {
     name: 'Perl start_server --port + Starlet',
     needs: 'plackup',
-    start: (port) => {
-      const proc = bg('start_server', [`--port=127.0.0.1:${port}`, '--', ...starletCommand('hello world\n')]);
-      return { proc, deploy: hup(proc) };
-    },
+    start: (port) =>
+      underSupervisor(supervisor('start_server', [`--port=127.0.0.1:${port}`, '--', ...starletCommand('hello world\n')]), '--interval=1'),
   },
   {
     name: 'Perl start_server + app binding its own SO_REUSEPORT',
     needs: 'start_server',
-    start: (port) => {
-      const proc = bg('start_server', ['--', process.execPath, join(APPS, 'reuseport-app.ts')], { PORT: String(port) });
-      return { proc, deploy: hup(proc) };
-    },
+    start: (port) =>
+      underSupervisor(
+        supervisor('start_server', ['--', process.execPath, join(APPS, 'reuseport-app.ts')], { PORT: String(port) }),
+        '--interval=1',
+      ),
   },
 ];
 
@@ -126,25 +164,30 @@ async function drill(url: string, deploy: string, deploys: number): Promise<Dril
   return report;
 }
 
+const LATENCY_DEPLOYS = Number(process.env.BENCH_LATENCY_DEPLOYS ?? 5);
 const rows: string[] = [];
+const latencyRows: string[] = [];
+const ms = (x: number) => (Number.isNaN(x) ? 'never' : `${Math.round(x)} ms`);
 let baseRps = 0;
 for (const c of contenders) {
   if (c.needs && !have(c.needs)) {
     rows.push(`| ${c.name} | n/a (${c.needs} not installed) | | | | |`);
+    latencyRows.push(`| ${c.name} | n/a (${c.needs} not installed) | | | | |`);
     continue;
   }
   const port = await freePort();
   const home = mkdtempSync(join(tmpdir(), 'baton-bench-'));
-  const { proc, deploy, stop } = c.start(port, home);
+  const running = c.start(port, home);
   const url = `http://127.0.0.1:${port}/`;
   for (let i = 0; i < 100 && !(await fetch(url).catch(() => undefined))?.ok; i++) await sleep(100);
   process.stderr.write(`${c.name}: ${DEPLOYS} deploys...\n`);
-  const withDeploys = await drill(url, deploy, DEPLOYS);
+  const withDeploys = await drill(url, running.deploy, DEPLOYS);
   await sleep(2000);
   process.stderr.write(`${c.name}: throughput...\n`);
   const plain = await drill(url, 'true', 0);
-  proc?.kill('SIGTERM');
-  stop?.();
+  process.stderr.write(`${c.name}: deploy latency...\n`);
+  const lat = await deployLatency(running, url, LATENCY_DEPLOYS);
+  running.stop();
   await sleep(1000);
   rmSync(home, { recursive: true, force: true });
   const rps = plain.requests / plain.seconds;
@@ -157,15 +200,26 @@ for (const c of contenders) {
   rows.push(
     `| ${c.name} | ${withDeploys.requests.toLocaleString('en-US')} | **${withDeploys.failed}**${kinds ? ` (${kinds})` : ''} | ${worstP99.toFixed(1)} ms | ${withDeploys.latency.max.toFixed(0)} ms | ${Math.round(rps).toLocaleString('en-US')} (baton ${(baseRps / rps).toFixed(2)}×) |`,
   );
+  const drain = lat.goneMs.map((g, i) => g - (lat.readyMs[i] as number));
+  latencyRows.push(
+    `| ${c.name} | ${running.readiness} | ${ms(median(lat.readyMs))} (max ${ms(Math.max(...lat.readyMs))}) | ${ms(median(lat.goneMs))} (max ${ms(Math.max(...lat.goneMs))}) | ${ms(median(drain))} | ${lat.failed} of ${lat.requests.toLocaleString('en-US')} |`,
+  );
 }
 
+const date = new Date().toISOString().slice(0, 10);
 process.stdout.write(
   [
-    `bench/drill: ${DEPLOYS} hot deploys 1 s apart under the drill client (keep-alive, 20 connections, GET), then 5 s without deploys; 127.0.0.1, ${new Date().toISOString().slice(0, 10)}`,
+    `bench/drill: ${DEPLOYS} hot deploys 1 s apart under the drill client (keep-alive, 20 connections, GET), then 5 s without deploys; 127.0.0.1, ${date}`,
     '',
     '| server | requests during deploys | failed | worst p99 around a deploy | max latency | req/s without deploys |',
     '|---|---|---|---|---|---|',
     ...rows,
+    '',
+    `Deploy latency: ${LATENCY_DEPLOYS} deploys one after another under a light load (10 keep-alive connections, 10 ms between requests); from the deploy command to the new version ready (the supervisor's log line after which it stops the old one) and to every old process gone (/proc); medians`,
+    '',
+    '| server | ready by | deploy → ready | deploy → old gone | gone − ready | failed |',
+    '|---|---|---|---|---|---|',
+    ...latencyRows,
     '',
   ].join('\n'),
 );

@@ -22,21 +22,38 @@ export function tearDownContainers(env: NodeJS.ProcessEnv): void {
   spawnSync('bash', [join(ROOT, 'scripts', 'containers', 'teardown.sh')], { env, timeout: 120_000 });
 }
 
-/** start_server's command line for `docker run --rm --net=host IMAGE <args>` generations. */
-export function hostNetCommand(env: NodeJS.ProcessEnv, args: string[]): string[] {
-  return ['--', CONTAINER_CLI, 'run', '--rm', '--net=host', env.IMAGE as string, ...args];
+/**
+ * `docker run` options that let a container report its readiness to the
+ * supervisor: the notify socket's directory mounted at the same path, and the
+ * generation's NOTIFY_SOCKET and BATON_READY_TOKEN passed through (the
+ * container's processes are not the generation's pid, the token vouches for
+ * them).
+ */
+export function readinessMount(notifyDir: string): string[] {
+  return ['-v', `${notifyDir}:${notifyDir}`, '-e', 'NOTIFY_SOCKET', '-e', 'BATON_READY_TOKEN'];
+}
+
+/** The supervisor's options for readiness through readinessMount(notifyDir). */
+export function readinessOptions(notifyDir: string): string[] {
+  return ['--ready-notify', `--notify-socket=${join(notifyDir, 'notify.sock')}`];
+}
+
+/**
+ * start_server's options and command line for `docker run --rm --net=host
+ * IMAGE <args>` generations; with `notifyDir`, a generation is ready when its
+ * container says so (else after --interval).
+ */
+export function hostNetCommand(env: NodeJS.ProcessEnv, args: string[], notifyDir?: string): string[] {
+  const ready = notifyDir === undefined ? [] : readinessOptions(notifyDir);
+  const mount = notifyDir === undefined ? [] : readinessMount(notifyDir);
+  return [...ready, '--', CONTAINER_CLI, 'run', '--rm', '--net=host', ...mount, env.IMAGE as string, ...args];
 }
 
 /** `start_server -- docker run --net=host IMAGE baton serve APP --reuse-port ...` (the seed's run). */
-export function seedCommand(env: NodeJS.ProcessEnv, app: string, port: number, extra: string[] = []): string[] {
-  return hostNetCommand(env, [
-    'serve',
-    app,
-    '--reuse-port',
-    '--host=127.0.0.1',
-    `--port=${port}`,
-    '--max-workers=2',
-    '--handover-timeout=5',
-    ...extra,
-  ]);
+export function seedCommand(env: NodeJS.ProcessEnv, app: string, port: number, extra: string[] = [], notifyDir?: string): string[] {
+  return hostNetCommand(
+    env,
+    ['serve', app, '--reuse-port', '--host=127.0.0.1', `--port=${port}`, '--max-workers=2', '--handover-timeout=5', ...extra],
+    notifyDir,
+  );
 }

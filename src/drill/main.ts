@@ -65,6 +65,8 @@ export async function drillMain(argv: string[]): Promise<number> {
   if (url && !v.deploy && !v['pid-file'] && v.deploys !== 0)
     throw usage('--url needs --pid-file (of its supervisor) or --deploy (a command that hot-deploys it), or --deploys=0 for load alone');
   if (!url && rest.length === 0) throw usage('give a server command after --, or --url with --deploy');
+  if (url !== undefined && !/^http:$/.test(URL.parse(url)?.protocol ?? ''))
+    throw usage(`--url must be an http:// URL, like http://127.0.0.1:8080/ (got ${JSON.stringify(url)})`);
   const every = v.every ?? 1;
   const timeout = v.timeout ?? 5;
   const method = v.method ?? 'GET';

@@ -51,6 +51,8 @@ const FAILURE_HINT_AFTER = 3;
 const MIN_RETRY_MS = 100;
 /** A generation given up on gets this long after TERM before KILL (unless --kill-timeout says otherwise). */
 const ABANDON_KILL_MS = 5000;
+/** How many generations' readiness tokens are remembered (a late notification of an old one is not a forgery). */
+const RECENT_TOKENS = 64;
 
 type Readiness = { ready: true } | { ready: false; how: 'exited' | 'not ready'; status?: number } | { ready: false; how: 'stopping' };
 
@@ -101,6 +103,11 @@ export class Supervisor {
   private readonly tails = new Map<number, StderrTail>();
   /** Generations reaped lately: a notification of theirs (STOPPING=1) may still be on its way. */
   private readonly former = new Set<number>();
+  /**
+   * The tokens of recent generations: their notifications (an old
+   * container's STOPPING=1, sent from a pid we never knew) are taken quietly.
+   */
+  private readonly issued = new Set<string>();
   readonly deploys = new DeployLog();
   /** Whether this process wrote the status file (only then is it removed at exit). */
   statusWritten = false;
@@ -397,6 +404,8 @@ export class Supervisor {
       const pid = this.os.spawn({ command: this.opts.command, env, fds, cwd: this.opts.dir });
       log(`starting new worker ${pid}`);
       this.tokens.set(pid, token);
+      this.issued.add(token);
+      if (this.issued.size > RECENT_TOKENS) this.issued.delete(this.issued.values().next().value as string);
       if (tail) this.tails.set(pid, tail);
       return pid;
     } catch (e) {
@@ -524,7 +533,7 @@ export class Supervisor {
       }
       const known =
         m.pid !== undefined && (this.old.has(m.pid) || this.abandoned.has(m.pid) || this.former.has(m.pid) || m.pid === this.current?.pid);
-      if (ours && known) continue;
+      if ((ours && known) || lines.some((l) => l.startsWith('BATON_READY_TOKEN=') && this.issued.has(l.slice(18)))) continue;
       log(`ignored a notification from pid ${m.pid} uid ${m.uid}: only generation ${this.generation} (pid ${pid}) may report readiness`);
     }
     return ready;
