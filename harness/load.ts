@@ -48,6 +48,13 @@ export function parseWrk(out: string): LoadResult {
 }
 
 export function parseAb(out: string): LoadResult {
+  // ab -r survives failed reads, but gives up after 10 failed connects in a row
+  const aborted = /Test aborted after (\d+) failures/.exec(out);
+  if (aborted) {
+    const failures = Number(aborted[1]);
+    const requests = num(/Total of (\d+) requests completed/, out) + failures;
+    return { tool: 'ab', requests, failures, detail: `aborted after ${failures} failed connects`, output: out };
+  }
   if (!/Complete requests:/.test(out)) throw new Error(`ab produced no summary:\n${out}`);
   const requests = num(/Complete requests:\s+(\d+)/, out);
   const failed = num(/Failed requests:\s+(\d+)/, out);

@@ -5,8 +5,14 @@
 // - a fetch-style handler `(request) => Response`, or an object with
 //   `fetch(request)` (Hono and friends);
 // - a factory `() => one of the above` (sync or async), called once per worker.
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+// Beside it, two optional named exports (or module.exports properties):
+// - `upgrade(req, socket, head)`: the server's 'upgrade' handler (WebSockets
+//   with `ws`: wss.handleUpgrade);
+// - `attach(server)`: called with each http.Server before it listens, for
+//   libraries that attach themselves to a server (socket.io).
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { isAbsolute, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { logLine } from '../process/log.ts';
@@ -88,7 +94,24 @@ export async function toListener(exported: unknown, depth = 0): Promise<RequestL
   );
 }
 
-export async function loadApp(path: string): Promise<RequestListener> {
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface LoadedApp {
+  listener: RequestListener;
+  upgrade?: UpgradeHandler | undefined;
+  attach?: ((server: Server) => unknown) | undefined;
+}
+
+/** A named export, or a property of a CommonJS module's exports. */
+function hook<T>(mod: Record<string, unknown>, name: string): T | undefined {
+  const cjs = mod['module.exports'] as Record<string, unknown> | undefined;
+  const fn = mod[name] ?? (cjs && typeof cjs === 'object' ? cjs[name] : undefined);
+  if (fn === undefined) return undefined;
+  if (typeof fn !== 'function') throw new AppLoadError(`the app module's \`${name}\` export must be a function (got ${typeof fn})`);
+  return fn as T;
+}
+
+export async function loadApp(path: string): Promise<LoadedApp> {
   const full = isAbsolute(path) ? path : resolve(path);
   let mod: Record<string, unknown>;
   try {
@@ -98,5 +121,9 @@ export async function loadApp(path: string): Promise<RequestListener> {
     if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(full)) throw new AppLoadError(`app module not found: ${full}`);
     throw e;
   }
-  return toListener('default' in mod ? mod.default : mod);
+  return {
+    listener: await toListener('default' in mod ? mod.default : mod),
+    upgrade: hook<UpgradeHandler>(mod, 'upgrade'),
+    attach: hook<(server: Server) => unknown>(mod, 'attach'),
+  };
 }

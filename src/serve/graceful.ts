@@ -18,17 +18,26 @@
 //   the client's next request; we measured that race as bursts of resets
 //   (64 in 30 deploys with 200 connections pausing 1 s between requests
 //   against a 1 s idle close);
+// - long-lived connections (upgraded ones: WebSockets; responses that are
+//   event streams) cannot finish by themselves: the drain signal
+//   (draining.ts) tells the app to end them, and at `longLivedMs` the ones
+//   still open are ended for it, as cleanly as the protocol allows (a
+//   WebSocket gets a close frame with code 1001, an event stream a `retry:`
+//   hint and its end), and their connection closed after that;
 // - shutdown resolves when no connection is left, or at `timeoutMs`, when the
 //   remaining connections are destroyed.
 // Nothing here runs per request or adds a property to Node's objects (a
 // new property on every socket changes its hidden class and slows Node's
 // own http code): the connections are Node's own list, read only while
-// draining. Never http.Server#close() here: it also closes idle keep-alive
+// draining; upgraded connections, which leave that list, are noted per
+// upgrade, and only when the app handles upgrades at all. Never http.Server#close() here: it also closes idle keep-alive
 // connections (one lost request per connection under a busy client).
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { handOverPort } from '../net/handover/index.ts';
 import { native } from '../net/native.ts';
+import { startDraining } from './draining.ts';
 import { reuseportBinding } from './listen.ts';
 
 export interface GracefulOptions {
@@ -41,19 +50,33 @@ export interface GracefulOptions {
    * for another instance to listen on the port (default 30 s).
    */
   handoverTimeoutMs?: number;
+  /**
+   * Long-lived connections (upgraded, event streams) still open this long
+   * after the drain starts are ended for the app (default 10 s).
+   */
+  longLivedMs?: number;
+  /** Told how many long-lived connections were ended at `longLivedMs`, if any. */
+  onLongLivedEnded?: (count: number) => void;
 }
 
 export interface Graceful {
   /** Stops accepting and drains; resolves to how it ended. */
   shutdown(): Promise<'drained' | 'timeout'>;
   readonly draining: boolean;
-  /** Connections currently open. */
+  /** Connections currently open (upgraded ones included). */
   readonly connections: number;
+  /** Upgraded connections currently open (WebSockets and the like). */
+  readonly upgraded: number;
 }
 
 const SWEEP_MS = 20;
 /** Idle threshold for a server whose keep-alive timeout is off (0). */
 const DEFAULT_IDLE_MS = 5000;
+const DEFAULT_LONG_LIVED_MS = 10_000;
+/** A long-lived connection ended for the app is destroyed if its peer has not closed it by then. */
+const END_GRACE_MS = 2000;
+/** A WebSocket close frame, code 1001 (Going Away); a server's frames are not masked. */
+const WS_CLOSE_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
 
 /** The parser of each live connection, as Node's http server keeps them (server[kConnections]). */
 interface NodeConnectionList {
@@ -78,6 +101,26 @@ function markClose(res: ServerResponse): void {
   if (!res.headersSent && !res.hasHeader('connection')) res.setHeader('Connection', 'close');
 }
 
+/**
+ * Whether the response under way is an event stream. Its headers were
+ * sent; writeHead(status, headers) sends them without keeping them for
+ * getHeader(), so the serialized header block (`_header`) is what to read.
+ */
+function isEventStream(res: ServerResponse): boolean {
+  const sent = (res as unknown as { _header?: string | null })._header;
+  return typeof sent === 'string' && /\r\ncontent-type:[ \t]*text\/event-stream/i.test(sent);
+}
+
+/**
+ * An event stream's headers went out without `Connection: close`; its
+ * connection must still close when it ends, or the client's reconnect could
+ * come back here on it. Node closes after a response whose `_last` is set
+ * (what `Connection: close` sets).
+ */
+function closeAfter(res: ServerResponse): void {
+  (res as unknown as { _last: boolean })._last = true;
+}
+
 function onRequestWhileDraining(_req: IncomingMessage, res: ServerResponse): void {
   markClose(res);
 }
@@ -96,6 +139,9 @@ function unread(socket: Socket): number {
 
 export function graceful(server: HttpServer, options: GracefulOptions = {}): Graceful {
   const timeoutMs = options.timeoutMs ?? 30_000;
+  const longLivedMs = options.longLivedMs ?? DEFAULT_LONG_LIVED_MS;
+  /** Upgraded connections (they leave Node's list): socket -> whether it speaks WebSocket. */
+  const upgraded = new Map<Duplex, boolean>();
   let nodeList: NodeConnectionList | undefined;
   /** Our own list, only where Node keeps none (another Node, or connections handed in by listen()'s reuse-port fronts). */
   let own: Set<Socket> | undefined;
@@ -127,10 +173,60 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
   if (server.listening) adopt();
   else server.once('listening', adopt);
 
+  // Node hands a request to 'upgrade' listeners only when there is one, so
+  // ours goes first, and only beside the app's own.
+  function noteUpgrade(req: IncomingMessage, socket: Duplex): void {
+    upgraded.set(socket, /websocket/i.test(req.headers.upgrade ?? ''));
+    socket.once('close', () => upgraded.delete(socket));
+  }
+  const watchUpgrade = (event: string | symbol) => {
+    if (event !== 'upgrade') return;
+    server.off('newListener', watchUpgrade);
+    server.prependListener('upgrade', noteUpgrade);
+  };
+  if (server.listenerCount('upgrade') > 0) server.prependListener('upgrade', noteUpgrade);
+  else server.on('newListener', watchUpgrade);
+
+  /** HTTP connections (not upgraded). */
   const connections = (): Socket[] => {
-    if (own) return [...own];
+    if (own) return [...own].filter((s) => !upgraded.has(s));
     return (nodeList?.all() ?? []).flatMap((p) => (p.socket ? [p.socket] : []));
   };
+
+  const destroyLater = (s: Duplex) => setTimeout(() => s.destroy(), END_GRACE_MS).unref();
+
+  /**
+   * Ends the event streams under way (all, or those not in `spare`), with a
+   * hint to reconnect soon; their connections close after. How many.
+   */
+  function endEventStreams(spare?: WeakSet<ServerResponse>): number {
+    let ended = 0;
+    for (const socket of connections()) {
+      const res = currentResponse(socket);
+      if (!res || res.writableEnded || spare?.has(res) || !isEventStream(res)) continue;
+      closeAfter(res);
+      // a blank line first ends an event the app left half-written
+      res.end('\nretry: 100\n\n');
+      destroyLater(socket);
+      ended++;
+    }
+    return ended;
+  }
+
+  const endedUpgrades = new WeakSet<Duplex>();
+
+  /** Ends the long-lived connections still open, for the app; how many there were. */
+  function endLongLived(): number {
+    let ended = 0;
+    for (const [socket, websocket] of upgraded) {
+      if (endedUpgrades.has(socket)) continue;
+      endedUpgrades.add(socket);
+      socket.end(websocket ? WS_CLOSE_GOING_AWAY : undefined);
+      destroyLater(socket);
+      ended++;
+    }
+    return ended + endEventStreams();
+  }
 
   function shutdown(): Promise<'drained' | 'timeout'> {
     done ??= handOver().then(
@@ -141,10 +237,21 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
           if (binding) for (const front of binding.fronts) front.close();
           else NetServer.prototype.close.call(server);
           server.prependListener('request', onRequestWhileDraining);
+          // streams under way get the app's drain (or the bound); one begun
+          // later came on a kept-alive connection, most likely a client
+          // reconnecting, and is ended at once to come back elsewhere
+          const begunBefore = new WeakSet<ServerResponse>();
           for (const socket of connections()) {
             const res = currentResponse(socket);
             if (res) markClose(res);
+            if (res && isEventStream(res)) {
+              closeAfter(res);
+              begunBefore.add(res);
+            }
           }
+          startDraining('the server is shutting down');
+          const longDeadline = Date.now() + longLivedMs;
+          let boundReached = false;
           const idleMs = options.idleMs ?? (server.keepAliveTimeout > 0 ? server.keepAliveTimeout : DEFAULT_IDLE_MS);
           const quiet = new WeakMap<Socket, { since: number; bytes: number }>();
           const deadline = Date.now() + timeoutMs;
@@ -166,9 +273,16 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
                 socket.destroy();
               }
             }
-            if (open.length === 0 || now >= deadline) {
+            if (now < longDeadline) endEventStreams(begunBefore);
+            else {
+              // past the bound, any that began since go too
+              const ended = endLongLived();
+              if (!boundReached && ended > 0) options.onLongLivedEnded?.(ended);
+              boundReached = true;
+            }
+            if ((open.length === 0 && upgraded.size === 0) || now >= deadline) {
               clearInterval(sweep);
-              const left = connections();
+              const left = [...connections(), ...upgraded.keys()];
               for (const socket of left) socket.destroy();
               resolve(left.length > 0 ? 'timeout' : 'drained');
             }
@@ -190,7 +304,10 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
       return draining;
     },
     get connections() {
-      return connections().length;
+      return connections().length + upgraded.size;
+    },
+    get upgraded() {
+      return upgraded.size;
     },
   };
 }

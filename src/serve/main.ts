@@ -50,6 +50,10 @@ export const SERVE_OPTIONS = {
   timeout: { kind: 'seconds', help: 'whole-request timeout (default 300)' },
   'keepalive-timeout': { kind: 'seconds', help: 'idle keep-alive timeout (default 5)' },
   'graceful-timeout': { kind: 'seconds', help: 'longest a stopping worker may take (default 30)' },
+  'drain-timeout': {
+    kind: 'seconds',
+    help: 'long-lived connections (WebSockets, event streams) a stopping worker\nstill has this long after the drain signal are ended for the app:\nclose code 1001, the end of the stream (default 10)',
+  },
   help: { kind: 'flag', help: 'this text' },
 } as const satisfies OptionTable;
 
@@ -59,13 +63,16 @@ export const SERVE_USAGE = `Usage: baton serve <app module> [options]
 
 The app module's default export (or module.exports) is a request listener
 (req, res), a fetch handler (request) => Response, an object with fetch(), or
-a factory returning one of those.
+a factory returning one of those. Optional named exports: upgrade(req, socket,
+head) handles upgrades (WebSockets), attach(server) gets each http.Server
+before it listens (socket.io). On stop, the \`draining\` signal exported by
+baton aborts: end WebSockets (1001) and event streams then.
 
 Sockets: inherited from start_server (SERVER_STARTER_PORT) or systemd
 (LISTEN_FDS) when present, otherwise:
 ${section(['host', 'port', 'path', 'backlog', 'reuse-port', 'handover', 'handover-timeout', 'socket-handoff', 'socket-handoff-uid'])}
 Workers:
-${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'timeout', 'keepalive-timeout', 'graceful-timeout'])}
+${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'timeout', 'keepalive-timeout', 'graceful-timeout', 'drain-timeout'])}
 Signals to the master: HUP reloads (new workers with fresh code, then the old
 ones retire), TERM/INT/QUIT stop gracefully. With NOTIFY_SOCKET set, READY=1 is
 sent once every worker listens (use start_server --ready-notify).
@@ -128,6 +135,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     timeoutMs: ms(v.timeout, 300),
     keepAliveTimeoutMs: ms(v['keepalive-timeout'], 5),
     gracefulTimeoutMs: ms(v['graceful-timeout'], 30),
+    drainTimeoutMs: ms(v['drain-timeout'], 10),
     backlog: v.backlog ?? systemBacklog(),
     handoverTimeoutMs: ms(v['handover-timeout'], 30),
     compileCache: compileCacheDir(process.env.BATON_COMPILE_CACHE),

@@ -38,6 +38,7 @@ export interface ServeConfig {
   timeoutMs: number;
   keepAliveTimeoutMs: number;
   gracefulTimeoutMs: number;
+  drainTimeoutMs: number;
   backlog: number;
   /** Longest wait, on stop, for another listener to take the port (reuse-port mode). */
   handoverTimeoutMs: number;
@@ -201,6 +202,7 @@ export class Master {
       timeoutMs: this.cfg.timeoutMs,
       keepAliveTimeoutMs: this.cfg.keepAliveTimeoutMs,
       gracefulTimeoutMs: this.cfg.gracefulTimeoutMs,
+      drainTimeoutMs: this.cfg.drainTimeoutMs,
     };
     const child = this.launch(config, this.fds, this.cfg.compileCache);
     const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };

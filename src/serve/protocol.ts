@@ -11,6 +11,8 @@ export interface WorkerConfig {
   timeoutMs: number;
   keepAliveTimeoutMs: number;
   gracefulTimeoutMs: number;
+  /** Long-lived connections (WebSockets, event streams) are ended for the app this long into a drain. */
+  drainTimeoutMs: number;
 }
 
 export type WorkerMessage = { type: 'listening' } | { type: 'recycle'; handled: number };

@@ -80,7 +80,8 @@ process.on('message', (m: { type?: string }) => {
 // The master is gone (killed with -9?): do not linger as an orphan.
 process.on('disconnect', () => stop('master gone'));
 
-const handler = await loadApp(config.app);
+const app = await loadApp(config.app);
+const handler = app.listener;
 let handled = 0;
 for (const fd of config.fds) {
   const server = createServer({
@@ -90,7 +91,12 @@ for (const fd of config.fds) {
     // Node enforces both timeouts only at this interval (default 30 s).
     connectionsCheckingInterval: Math.min(1000, Math.max(100, config.timeoutMs / 4)),
   });
-  const drain = graceful(server, { timeoutMs: config.gracefulTimeoutMs });
+  const drain = graceful(server, {
+    timeoutMs: config.gracefulTimeoutMs,
+    longLivedMs: config.drainTimeoutMs,
+    onLongLivedEnded: (n) =>
+      log(`worker ${process.pid}: ended ${n} long-lived connections (WebSockets, event streams) still open at --drain-timeout`),
+  });
   // Accept failures are not fatal: EMFILE (out of fds; libuv drops the
   // connection it could not take) passes, and after a reuse-port handover
   // the master shuts the listener down and stops us right after. Keep
@@ -110,6 +116,8 @@ for (const fd of config.fds) {
         }
       : handler,
   );
+  if (app.upgrade) server.on('upgrade', app.upgrade);
+  if (app.attach) await app.attach(server);
   servers.push({ server, drain, fd });
 }
 if (stopping) process.exit(0);

@@ -36,6 +36,7 @@ const cfg: ServeConfig = {
   timeoutMs: 300_000,
   keepAliveTimeoutMs: 5000,
   gracefulTimeoutMs: 30_000,
+  drainTimeoutMs: 10_000,
   backlog: 511,
   handoverTimeoutMs: 30_000,
   compileCache: undefined,

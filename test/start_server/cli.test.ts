@@ -111,7 +111,8 @@ test('generations number every attempt; a failing new generation leaves the old 
   writeFileSync(flag, '');
   s.child.kill('SIGHUP');
   await waitFor('three failed attempts and a hint', () => s.stderr().includes('hint: the server keeps exiting during its start'));
-  assert.equal((s.stderr().match(/seems to have failed to start, exit status:256/g) ?? []).length, 3);
+  // a fourth attempt may already have failed by the time the hint is read
+  assert.ok((s.stderr().match(/seems to have failed to start, exit status:256/g) ?? []).length >= 3, s.stderr());
   assert.match(await exchange(port), /^1:/, 'old generation still serves');
   rmSync(flag);
   await waitFor('a later generation serving', async () => /^([4-9]|\d\d+):/.test(await exchange(port)));
