@@ -101,7 +101,10 @@ class Exchange {
   }
 
   onError(err: Error): void {
-    this.conn.done(this, classify(err), describe(err));
+    // undici calls this from inside its own error handling (a refused
+    // connect fails every request queued on the client), which asserts the
+    // queue is empty afterwards: the next request must not be sent from here
+    setImmediate(() => this.conn.done(this, classify(err), describe(err)));
   }
 }
 

@@ -54,7 +54,8 @@ const USAGE = `Usage: baton drill [options] -- <server command>
 
 ${optionHelp(DRILL_OPTIONS)}
 Exit status: 0 when no request failed and every deploy took effect, 2
-otherwise, 1 for bad options.
+otherwise, 3 when the server never answered (with its last log lines), 1
+for bad options.
 `;
 
 export async function drillMain(argv: string[]): Promise<number> {
@@ -67,6 +68,8 @@ export async function drillMain(argv: string[]): Promise<number> {
   if (!url && rest.length === 0) throw usage('give a server command after --, or --url with --deploy');
   if (url !== undefined && !/^http:$/.test(URL.parse(url)?.protocol ?? ''))
     throw usage(`--url must be an http:// URL, like http://127.0.0.1:8080/ (got ${JSON.stringify(url)})`);
+  const path = v.path ?? '/';
+  if (!/^\/[^\s#]*$/.test(path)) throw usage(`--path must start with / and hold no spaces or # (got ${JSON.stringify(path)})`);
   const every = v.every ?? 1;
   const timeout = v.timeout ?? 5;
   const method = v.method ?? 'GET';
@@ -95,7 +98,7 @@ export async function drillMain(argv: string[]): Promise<number> {
     deployCommand: v.deploy,
     pidFile: v['pid-file'],
     readiness: v.ready ?? 'notify',
-    path: v.path ?? '/',
+    path,
     deploys: v.deploys ?? 10,
     everyMs: every * 1000,
     warmupMs: 1000,

@@ -12,14 +12,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { controlRequest } from '../control/client.ts';
 import { controlPath, type Verdict } from '../control/protocol.ts';
+import { BatonError } from '../errors.ts';
 import { freePort } from '../net/free-port.ts';
 import { LoadClient, type LoadOptions } from './client.ts';
 import { buildReport, type Deploy, type DrillReport } from './report.ts';
 
 const BATON = join(import.meta.dirname, '..', 'cli', `baton${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
+/** The drill's exit status when the server never answered. */
+export const NEVER_SERVED_EXIT = 3;
 /** How long one deploy may take before it counts as failed. */
 const DEPLOY_TIMEOUT_MS = 120_000;
 
@@ -78,13 +80,23 @@ function answersOk(url: string): Promise<boolean> {
 // The probe must not leave an idle keep-alive connection behind: the old
 // generation's drain waits for idle connections to go quiet, which would add
 // seconds to the first deploy and measure the probe, not the server.
-async function waitServing(url: string, ms: number): Promise<void> {
+/** Waits until `url` answers; gives up (a one-line error) when `gone` says the server will never answer, or on abort. */
+async function waitServing(url: string, ms: number, gone: () => string | undefined, signal: AbortSignal | undefined): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await answersOk(url)) return;
-    await sleep(100);
+    const why = gone();
+    if (why !== undefined) throw new BatonError(why, 'ERR_BATON_DRILL_SERVER', NEVER_SERVED_EXIT);
+    if (signal?.aborted) throw new BatonError(`stopped before ${url} answered`, 'ERR_BATON_DRILL_SERVER', NEVER_SERVED_EXIT);
+    await pause(100, signal);
   }
-  throw new Error(`the server did not answer ${url} within ${ms / 1000} s`);
+  throw new BatonError(`the server did not answer ${url} within ${ms / 1000} s`, 'ERR_BATON_DRILL_SERVER', NEVER_SERVED_EXIT);
+}
+
+/** The last lines of a log, indented, for an error message. */
+function lastLines(log: string, n: number): string {
+  const lines = log.trimEnd().split('\n').slice(-n);
+  return lines.length && lines[0] ? `; its last lines:\n${lines.map((l) => `  | ${l}`).join('\n')}` : '';
 }
 
 /** One deploy through the control socket; resolves to its verdict (or undefined when none came). */
@@ -129,7 +141,11 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
   }
   const target = url as string;
   try {
-    await waitServing(target, 30_000);
+    const gone = () =>
+      supervisor && (supervisor.exitCode !== null || supervisor.signalCode !== null)
+        ? `the server command never served: its supervisor (baton start) exited ${supervisor.exitCode !== null ? `with status ${supervisor.exitCode}` : `on ${supervisor.signalCode}`}${lastLines(serverLog, 8)}`
+        : undefined;
+    await waitServing(target, 30_000, gone, o.signal);
     const client = new LoadClient({ ...o.load, url: target }, o.workers);
     const t0 = await client.start();
     const deploys: Deploy[] = [];

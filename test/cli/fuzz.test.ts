@@ -125,7 +125,12 @@ const commands: Array<{ name: string; argv: (port: number) => string[]; options:
       options: REUSEPORT_EXEC_OPTIONS,
       documented: [0, 1, 127, ...ERRNO],
     },
-    { name: 'baton drill', argv: () => [BATON, 'drill', '--deploys=0', '--duration=0.5'], options: DRILL_OPTIONS, documented: [0, 1, 2] },
+    {
+      name: 'baton drill',
+      argv: () => [BATON, 'drill', '--deploys=0', '--duration=0.5'],
+      options: DRILL_OPTIONS,
+      documented: [0, 1, 2, 3],
+    },
     { name: 'baton status', argv: () => [BATON, 'status'], options: STATUS_OPTIONS, documented: [0, 1, 3] },
   ];
 

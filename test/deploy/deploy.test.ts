@@ -144,11 +144,18 @@ test('--max-draining bounds the generations alive under a deploy storm with long
   // requests that never get their answer, to every generation in turn: each old generation stays draining
   const holder = spawn(process.execPath, ['-e', `setInterval(() => require('http').get('${x.url}hold').on('error', () => {}), 100)`]);
   t.after(() => holder.kill());
-  // alive and not yet stopped for good: the one serving, at most one starting, and the draining ones
+  // alive and not yet stopped for good: the one serving, at most one starting, and the draining ones.
+  // A set counts once a second look still finds it: the supervisor logs "for good" and may start the
+  // next generation (a coalesced HUP) at once, before this process has read the line.
   let most = 0;
+  let seen: number[] = [];
   const watching = setInterval(() => {
     const stopped = new Set([...x.s.stderr().matchAll(/\(pid (\d+)\) for good/g)].map((m) => Number(m[1])));
-    most = Math.max(most, childProcesses(x.s.child.pid as number).filter((c) => !stopped.has(c.pid)).length);
+    const alive = childProcesses(x.s.child.pid as number)
+      .map((c) => c.pid)
+      .filter((pid) => !stopped.has(pid));
+    most = Math.max(most, seen.filter((pid) => alive.includes(pid)).length);
+    seen = alive;
   }, 50);
   for (let i = 0; i < 6; i++) {
     x.release(i % 2 ? 'v1' : 'v2');

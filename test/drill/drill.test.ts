@@ -42,6 +42,18 @@ test('a server that never answers some requests: they count as timeouts (hung)',
   assert.ok(Number(/timeout (\d+)/.exec(r.out)?.[1]) > 0, r.out);
 });
 
+test('a server command that never serves: exit 3 at once, with the reason and its last log lines', async (t) => {
+  const before = Date.now();
+  const r = await drill(t, ['--', process.execPath, '-e', "console.error('cannot reach the database'); process.exit(1)"]);
+  assert.equal(r.code, 3, r.out + r.err);
+  assert.match(
+    r.err,
+    /^baton drill: the server command never served: its supervisor \(baton start\) exited with status 1; its last lines:$/m,
+  );
+  assert.match(r.err, /\| gave up after 3 failed starts/);
+  t.diagnostic(`exit 3 after ${Date.now() - before} ms`);
+});
+
 const count = (out: string, outcome: string) => Number(new RegExp(`${outcome} (\\d+)`).exec(out)?.[1]);
 
 for (const [mode, outcome, detail, extra] of [
