@@ -22,6 +22,7 @@ const LOAD_LANE = [
 
   'test/reuseport_exec/exec.test.ts',
   'test/serve/handoff.test.ts',
+  'test/serve/kubernetes.test.ts',
   'test/serve/load.test.ts',
   'test/serve/log-failure.test.ts',
   'test/serve/overload.test.ts',

@@ -50,6 +50,15 @@ export const SERVE_OPTIONS = {
   timeout: { kind: 'seconds', help: 'whole-request timeout (default 300)' },
   'keepalive-timeout': { kind: 'seconds', help: 'idle keep-alive timeout (default 5)' },
   'graceful-timeout': { kind: 'seconds', help: 'longest a stopping worker may take (default 30)' },
+  'shutdown-delay': {
+    kind: 'seconds',
+    help: 'on TERM, first turn unready (--ready-path answers 503) and serve on\nfor this long, for load balancers that learn of it late (Kubernetes:\nabove the endpoint propagation delay); INT or a second TERM skip it\n(default 0)',
+  },
+  'ready-path': {
+    kind: 'string',
+    placeholder: 'PATH',
+    help: 'a path the workers answer themselves, before the app: 200 while\nserving, 503 once stopping (a readiness probe: /ready)',
+  },
   'drain-timeout': {
     kind: 'seconds',
     help: 'long-lived connections (WebSockets, event streams) a stopping worker\nstill has this long after the drain signal are ended for the app:\nclose code 1001, the end of the stream (default 10)',
@@ -73,6 +82,8 @@ Sockets: inherited from start_server (SERVER_STARTER_PORT) or systemd
 ${section(['host', 'port', 'path', 'backlog', 'reuse-port', 'handover', 'handover-timeout', 'socket-handoff', 'socket-handoff-uid'])}
 Workers:
 ${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'timeout', 'keepalive-timeout', 'graceful-timeout', 'drain-timeout'])}
+Shutting down behind a load balancer (Kubernetes):
+${section(['shutdown-delay', 'ready-path'])}
 Signals to the master: HUP reloads (new workers with fresh code, then the old
 ones retire), TERM/INT/QUIT stop gracefully. With NOTIFY_SOCKET set, READY=1 is
 sent once every worker listens (use start_server --ready-notify).
@@ -126,6 +137,9 @@ export async function serveMain(argv: string[]): Promise<number> {
   const app = resolve(rest[0] as string);
   if (!existsSync(app)) throw new BatonError(`app module not found: ${app}`, 'ERR_BATON_APP', 1);
   const ms = (s: number | undefined, dflt: number) => (s ?? dflt) * 1000;
+  const readyPath = v['ready-path'];
+  if (readyPath !== undefined && !/^\/[^?#\s]*$/.test(readyPath))
+    throw usage(`--ready-path must be a path starting with /, without query or spaces (got ${JSON.stringify(readyPath)})`);
   const cfg = {
     app,
     workers: v['max-workers'] ?? availableParallelism(),
@@ -136,6 +150,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     keepAliveTimeoutMs: ms(v['keepalive-timeout'], 5),
     gracefulTimeoutMs: ms(v['graceful-timeout'], 30),
     drainTimeoutMs: ms(v['drain-timeout'], 10),
+    shutdownDelayMs: ms(v['shutdown-delay'], 0),
+    readyPath: v['ready-path'],
     backlog: v.backlog ?? systemBacklog(),
     handoverTimeoutMs: ms(v['handover-timeout'], 30),
     compileCache: compileCacheDir(process.env.BATON_COMPILE_CACHE),

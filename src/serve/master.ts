@@ -13,13 +13,18 @@
 // - On TERM/INT/QUIT every worker is told to stop, and told again every second
 //   until it is gone (a signal can land just before a worker is ready to act
 //   on it); what outlives --graceful-timeout plus a margin is KILLed.
+// - With --shutdown-delay, TERM (or QUIT) first turns the instance unready
+//   (the workers answer --ready-path with 503) and it goes on serving and
+//   accepting for that long, as load balancers that learn of a shutdown late
+//   (Kubernetes endpoints, kube-proxy) still send it connections; INT or a
+//   second TERM cuts the delay short.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { HandoffOffer, type TakenOver } from '../net/handoff.ts';
 import { handOverPort, type ReuseportGroupMember } from '../net/handover/index.ts';
 import { logger } from '../process/log.ts';
 import { sdNotify } from '../process/sd-notify.ts';
-import type { WorkerConfig, WorkerMessage } from './protocol.ts';
+import type { MasterMessage, WorkerConfig, WorkerMessage } from './protocol.ts';
 
 const WORKER_ENTRY = join(import.meta.dirname, `worker${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
 const RESEND_TERM_MS = 1000;
@@ -44,6 +49,10 @@ export interface ServeConfig {
   handoverTimeoutMs: number;
   /** Node's compile cache for the workers (process/compile-cache.ts), or none. */
   compileCache: string | undefined;
+  /** Path the workers answer themselves: 200 while serving, 503 once going away. */
+  readyPath: string | undefined;
+  /** On TERM, serve on (unready) this long before stopping. */
+  shutdownDelayMs: number;
 }
 
 export interface HandoffConfig {
@@ -57,6 +66,7 @@ export interface HandoffConfig {
 export interface WorkerProcess {
   readonly pid?: number | undefined;
   kill(signal: NodeJS.Signals): boolean;
+  send?(message: MasterMessage): boolean;
   on(event: 'message', listener: (m: WorkerMessage) => void): this;
   on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
@@ -103,10 +113,12 @@ export class Master {
   private readonly workers = new Set<Worker>();
   private currentSet = 0;
   /**
-   * running; stop requested and the port being handed over (workers still
-   * serve and are still restarted); stopping (workers told to stop).
+   * running; TERM received, serving on unready for --shutdown-delay
+   * (delaying); stop requested and the port being handed over (workers
+   * still serve and are still restarted); stopping (workers told to stop).
    */
-  private phase: 'running' | 'handing-over' | 'stopping' = 'running';
+  private phase: 'running' | 'delaying' | 'handing-over' | 'stopping' = 'running';
+  private delayTimer: NodeJS.Timeout | undefined;
   private readonly backoff = new Map<number, number>();
   private readonly launch: WorkerLauncher;
 
@@ -179,7 +191,28 @@ export class Master {
   /** TERM, INT and QUIT stop; HUP reloads. */
   signal(sig: string): void {
     if (sig === 'HUP') void this.reload();
-    else this.stop(`received ${sig}`);
+    // nothing to delay for before anything served
+    else if (this.phase === 'delaying' || sig === 'INT' || this.cfg.shutdownDelayMs <= 0 || ![...this.workers].some((w) => w.listened))
+      this.stop(`received ${sig}`);
+    else this.delayStop(`received ${sig}`);
+  }
+
+  /** --shutdown-delay: unready now, stop later. */
+  private delayStop(why: string): void {
+    if (this.phase !== 'running') return;
+    this.phase = 'delaying';
+    const where = this.cfg.readyPath ? ` (${this.cfg.readyPath} answers 503)` : '';
+    log(`${why}: unready${where}, serving on for ${this.cfg.shutdownDelayMs / 1000} s (--shutdown-delay) before stopping`);
+    for (const w of this.workers) this.tellUnready(w);
+    this.delayTimer = setTimeout(() => this.stop(`${why}, ${this.cfg.shutdownDelayMs / 1000} s ago`), this.cfg.shutdownDelayMs);
+  }
+
+  private tellUnready(w: Worker): void {
+    try {
+      w.child.send?.({ type: 'unready' });
+    } catch {
+      // gone meanwhile; its exit is on its way
+    }
   }
 
   private allWorkers(): Worker[] {
@@ -203,6 +236,8 @@ export class Master {
       keepAliveTimeoutMs: this.cfg.keepAliveTimeoutMs,
       gracefulTimeoutMs: this.cfg.gracefulTimeoutMs,
       drainTimeoutMs: this.cfg.drainTimeoutMs,
+      readyPath: this.cfg.readyPath,
+      unready: this.phase === 'delaying',
     };
     const child = this.launch(config, this.fds, this.cfg.compileCache);
     const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };
@@ -357,7 +392,8 @@ export class Master {
 
   /** `why`: for the log line ("received TERM", "sockets handed off to pid N"). */
   private stop(why: string): void {
-    if (this.phase !== 'running') return;
+    if (this.phase !== 'running' && this.phase !== 'delaying') return;
+    clearTimeout(this.delayTimer);
     this.phase = 'handing-over';
     this.offer?.close();
     log(`${why}: stopping ${this.workers.size} workers gracefully`);

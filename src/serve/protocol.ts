@@ -13,6 +13,13 @@ export interface WorkerConfig {
   gracefulTimeoutMs: number;
   /** Long-lived connections (WebSockets, event streams) are ended for the app this long into a drain. */
   drainTimeoutMs: number;
+  /** Answered by the worker itself, before the app: 200 while it serves, 503 once the instance is going away. */
+  readyPath: string | undefined;
+  /** Started while the instance is going away (--shutdown-delay): unready from the start. */
+  unready: boolean;
 }
+
+/** What the master tells a worker over IPC (besides TERM). */
+export type MasterMessage = { type: 'stop' } | { type: 'unready' };
 
 export type WorkerMessage = { type: 'listening' } | { type: 'recycle'; handled: number };

@@ -17,7 +17,7 @@ import { flushCompileCacheNow } from '../process/compile-cache.ts';
 import { logger } from '../process/log.ts';
 import { loadApp } from './app.ts';
 import { type Graceful, graceful } from './graceful.ts';
-import type { WorkerConfig, WorkerMessage } from './protocol.ts';
+import type { MasterMessage, WorkerConfig, WorkerMessage } from './protocol.ts';
 
 const config = JSON.parse(process.env.BATON_SERVE_WORKER as string) as WorkerConfig;
 const log = logger('baton serve: ');
@@ -51,6 +51,15 @@ async function stop(why: string): Promise<void> {
   if (listening) await drainAndExit(why);
 }
 
+/** --ready-path: 200 while this instance serves, 503 once it is going away (a load balancer then stops sending). */
+function answerReadiness(res: ServerResponse): void {
+  const going = unready || stopping;
+  res.statusCode = going ? 503 : 200;
+  res.setHeader('Content-Type', 'text/plain');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(going ? 'shutting down\n' : 'ready\n');
+}
+
 let acceptErrors = 0;
 let acceptWarnedAt = 0;
 
@@ -74,8 +83,10 @@ async function drainAndExit(why: string): Promise<void> {
 
 process.on('SIGTERM', () => stop('TERM'));
 process.on('SIGINT', () => stop('INT'));
-process.on('message', (m: { type?: string }) => {
+let unready = config.unready;
+process.on('message', (m: MasterMessage) => {
   if (m?.type === 'stop') stop('stopped by the master');
+  else if (m?.type === 'unready') unready = true;
 });
 // The master is gone (killed with -9?): do not linger as an orphan.
 process.on('disconnect', () => stop('master gone'));
@@ -105,16 +116,26 @@ for (const fd of config.fds) {
     if (err.syscall !== 'accept') throw err;
     warnAccept(err);
   });
-  // The app is the only request listener unless a request limit needs counting.
+  // The app is the only request listener unless a request limit needs
+  // counting or a readiness path answering.
   const limit = config.maxRequests;
-  server.on(
-    'request',
+  const counted =
     limit > 0
       ? (req: IncomingMessage, res: ServerResponse) => {
           if (++handled === limit) send({ type: 'recycle', handled });
           handler(req, res);
         }
-      : handler,
+      : handler;
+  const readyPath = config.readyPath;
+  server.on(
+    'request',
+    readyPath === undefined
+      ? counted
+      : (req: IncomingMessage, res: ServerResponse) => {
+          const url = req.url ?? '';
+          if (url === readyPath || (url.startsWith(readyPath) && url[readyPath.length] === '?')) answerReadiness(res);
+          else counted(req, res);
+        },
   );
   if (app.upgrade) server.on('upgrade', app.upgrade);
   if (app.attach) await app.attach(server);

@@ -11,12 +11,17 @@ import { waitFor } from '../helpers.ts';
 class StandIn extends EventEmitter {
   readonly pid: number;
   readonly signals: string[] = [];
+  readonly messages: string[] = [];
   constructor(pid: number) {
     super();
     this.pid = pid;
   }
   kill(signal: NodeJS.Signals): boolean {
     this.signals.push(signal);
+    return true;
+  }
+  send(m: { type: string }): boolean {
+    this.messages.push(m.type);
     return true;
   }
   listen(): void {
@@ -37,19 +42,21 @@ const cfg: ServeConfig = {
   keepAliveTimeoutMs: 5000,
   gracefulTimeoutMs: 30_000,
   drainTimeoutMs: 10_000,
+  readyPath: undefined,
+  shutdownDelayMs: 0,
   backlog: 511,
   handoverTimeoutMs: 30_000,
   compileCache: undefined,
 };
 
-function stage() {
+function stage(overrides: Partial<ServeConfig> = {}) {
   const workers: StandIn[] = [];
   const launch: WorkerLauncher = () => {
     const w = new StandIn(2000 + workers.length);
     workers.push(w);
     return w;
   };
-  const master = new Master(cfg, [3], undefined, undefined, launch);
+  const master = new Master({ ...cfg, ...overrides }, [3], undefined, undefined, launch);
   const done = master.run();
   return { workers, master, done, count: (n: number) => waitFor(`${n} workers started`, () => workers.length >= n, 2000) };
 }
@@ -113,4 +120,49 @@ test('a crashed worker is replaced in its slot; a first set that cannot start en
   await waitFor('the other worker told to stop', () => broken.workers[1]?.signals.includes('SIGTERM'), 2000);
   (broken.workers[1] as StandIn).exit(0);
   assert.equal(await broken.done, 1);
+});
+
+test('--shutdown-delay: TERM turns the workers unready and they serve on for the delay; a second TERM or INT cuts it short', async () => {
+  for (const [second, expectStopWithin] of [
+    [undefined, 'the delay'],
+    ['TERM', 'at once'],
+    ['INT', 'at once'],
+  ] as const) {
+    const s = stage({ shutdownDelayMs: 300, readyPath: '/ready', workers: 1 });
+    await s.count(1);
+    const w = s.workers[0] as StandIn;
+    w.listen();
+    const before = Date.now();
+    s.master.signal('TERM');
+    assert.deepEqual(w.messages, ['unready']);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(w.signals, [], 'still serving during the delay');
+    if (second) s.master.signal(second);
+    await waitFor('told to stop', () => w.signals.includes('SIGTERM'), 2000);
+    const after = Date.now() - before;
+    if (expectStopWithin === 'the delay') assert.ok(after >= 300, `stopped after ${after} ms, before the 300 ms delay`);
+    else assert.ok(after < 300, `${second} during the delay: stopped only after ${after} ms`);
+    w.exit(0);
+    assert.equal(await s.done, 0);
+  }
+});
+
+test('--shutdown-delay is skipped by INT, and when no worker has served yet', async () => {
+  const s = stage({ shutdownDelayMs: 10_000, workers: 1 });
+  await s.count(1);
+  const w = s.workers[0] as StandIn;
+  w.listen();
+  s.master.signal('INT');
+  await waitFor('told to stop', () => w.signals.includes('SIGTERM'), 2000);
+  assert.deepEqual(w.messages, []);
+  w.exit(0);
+  assert.equal(await s.done, 0);
+
+  const early = stage({ shutdownDelayMs: 10_000, workers: 1 });
+  await early.count(1);
+  early.master.signal('TERM');
+  const e = early.workers[0] as StandIn;
+  await waitFor('told to stop', () => e.signals.includes('SIGTERM'), 2000);
+  e.exit(0);
+  assert.equal(await early.done, 0);
 });

@@ -166,6 +166,28 @@ test('TERM lets in-flight slow requests finish, then the master exits 0', async 
   await assert.rejects(get(url), /ECONNREFUSED/);
 });
 
+test('--shutdown-delay with --ready-path: TERM turns /ready to 503 while new connections are still served, then the drain', async (t) => {
+  const port = await freePort();
+  const s = run(t, BATON, ['serve', APP, `--port=${port}`, '--host=127.0.0.1', '--max-workers=2', '--shutdown-delay=1.5', '--ready-path=/ready']);
+  const url = `http://127.0.0.1:${port}/`;
+  await serving(url);
+  assert.deepEqual(await get(`${url}ready`), { status: 200, body: 'ready\n' });
+  assert.deepEqual(await get(`${url}ready?probe=kubelet`), { status: 200, body: 'ready\n' });
+  assert.match((await get(`${url}readyz`)).body, /^\d{8}\n$/, "a longer path is the app's");
+  const before = Date.now();
+  s.child.kill('SIGTERM');
+  await waitFor('unready', async () => (await get(`${url}ready`)).status === 503, 1000);
+  // new connections during the delay: served, every worker of them
+  for (let i = 0; i < 20; i++) assert.equal((await get(url)).status, 200);
+  assert.match(s.stderr(), /received TERM: unready \(\/ready answers 503\), serving on for 1\.5 s \(--shutdown-delay\)/);
+  assert.deepEqual(await s.exited, { code: 0, signal: null });
+  assert.ok(Date.now() - before >= 1500, `exited ${Date.now() - before} ms after TERM, within the delay`);
+  await assert.rejects(get(url), /ECONNREFUSED/);
+  const bad = run(t, BATON, ['serve', APP, '--ready-path=ready']);
+  assert.equal((await bad.exited).code, 1);
+  assert.match(bad.stderr(), /--ready-path must be a path starting with \//);
+});
+
 test('HUP to a standalone master: new workers with new code, then the old ones retire', async (t) => {
   const dir = tempDir(t);
   const app = join(dir, 'app.mjs');
