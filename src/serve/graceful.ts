@@ -23,7 +23,14 @@
 //   (draining.ts) tells the app to end them, and at `longLivedMs` the ones
 //   still open are ended for it, as cleanly as the protocol allows (a
 //   WebSocket gets a close frame with code 1001, an event stream a `retry:`
-//   hint and its end), and their connection closed after that;
+//   hint and its end). An ended stream's connection is not closed with it:
+//   its headers went out before the drain, without `Connection: close`, so
+//   the client may reuse it for its reconnect at once, and a close would
+//   race that request ("other side closed"). The reconnect that comes back
+//   on it is a stream begun during the drain: answered with `Connection:
+//   close` and ended at once, so it comes back again on a new connection,
+//   to the new generation; a connection no one reuses is closed by the idle
+//   rule above;
 // - shutdown resolves when no connection is left, or at `timeoutMs`, when the
 //   remaining connections are destroyed.
 // Nothing here runs per request or adds a property to Node's objects (a
@@ -73,7 +80,7 @@ const SWEEP_MS = 20;
 /** Idle threshold for a server whose keep-alive timeout is off (0). */
 const DEFAULT_IDLE_MS = 5000;
 const DEFAULT_LONG_LIVED_MS = 10_000;
-/** A long-lived connection ended for the app is destroyed if its peer has not closed it by then. */
+/** An upgraded connection ended for the app is destroyed if its peer has not closed it by then. */
 const END_GRACE_MS = 2000;
 /** A WebSocket close frame, code 1001 (Going Away); a server's frames are not masked. */
 const WS_CLOSE_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
@@ -109,16 +116,6 @@ function markClose(res: ServerResponse): void {
 function isEventStream(res: ServerResponse): boolean {
   const sent = (res as unknown as { _header?: string | null })._header;
   return typeof sent === 'string' && /\r\ncontent-type:[ \t]*text\/event-stream/i.test(sent);
-}
-
-/**
- * An event stream's headers went out without `Connection: close`; its
- * connection must still close when it ends, or the client's reconnect could
- * come back here on it. Node closes after a response whose `_last` is set
- * (what `Connection: close` sets).
- */
-function closeAfter(res: ServerResponse): void {
-  (res as unknown as { _last: boolean })._last = true;
 }
 
 function onRequestWhileDraining(_req: IncomingMessage, res: ServerResponse): void {
@@ -197,17 +194,15 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
 
   /**
    * Ends the event streams under way (all, or those not in `spare`), with a
-   * hint to reconnect soon; their connections close after. How many.
+   * hint to reconnect soon. How many.
    */
   function endEventStreams(spare?: WeakSet<ServerResponse>): number {
     let ended = 0;
     for (const socket of connections()) {
       const res = currentResponse(socket);
       if (!res || res.writableEnded || spare?.has(res) || !isEventStream(res)) continue;
-      closeAfter(res);
       // a blank line first ends an event the app left half-written
       res.end('\nretry: 100\n\n');
-      destroyLater(socket);
       ended++;
     }
     return ended;
@@ -244,10 +239,7 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
           for (const socket of connections()) {
             const res = currentResponse(socket);
             if (res) markClose(res);
-            if (res && isEventStream(res)) {
-              closeAfter(res);
-              begunBefore.add(res);
-            }
+            if (res && isEventStream(res)) begunBefore.add(res);
           }
           startDraining('the server is shutting down');
           const longDeadline = Date.now() + longLivedMs;
