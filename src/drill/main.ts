@@ -1,7 +1,9 @@
 // `baton drill`: hot-deploy a server repeatedly under load and report every
 // failed request. Exit status 0 only when nothing failed.
 import { writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
+import { BatonError } from '../errors.ts';
 import { writeErr, writeOut } from '../process/log.ts';
 import { renderHtml } from './html.ts';
 import { formatReport } from './report.ts';
@@ -55,7 +57,8 @@ const USAGE = `Usage: baton drill [options] -- <server command>
 ${optionHelp(DRILL_OPTIONS)}
 Exit status: 0 when no request failed and every deploy took effect, 2
 otherwise, 3 when the server never answered (with its last log lines), 1
-for bad options.
+for bad options; 130 or 143 when INT or TERM came before the server
+answered.
 `;
 
 export async function drillMain(argv: string[]): Promise<number> {
@@ -87,8 +90,11 @@ export async function drillMain(argv: string[]): Promise<number> {
   const think = Number(thinkSpec[1]);
   const thinkMax = Number(thinkSpec[2] ?? think);
   // INT/TERM end the drill early, with its report (a long soak stopped by hand).
+  // Stopped before the server answered, there is no report: the exit status
+  // is the signal's (128 + its number), as for a shell command it ended.
   const early = new AbortController();
-  const stop = () => early.abort();
+  const stop = (sig: NodeJS.Signals) =>
+    early.abort(new BatonError(`stopped by ${sig} before the server answered`, 'ERR_BATON_STOPPED', 128 + constants.signals[sig]));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const { report } = await runDrill({

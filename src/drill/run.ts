@@ -87,7 +87,10 @@ async function waitServing(url: string, ms: number, gone: () => string | undefin
     if (await answersOk(url)) return;
     const why = gone();
     if (why !== undefined) throw new BatonError(why, 'ERR_BATON_DRILL_SERVER', NEVER_SERVED_EXIT);
-    if (signal?.aborted) throw new BatonError(`stopped before ${url} answered`, 'ERR_BATON_DRILL_SERVER', NEVER_SERVED_EXIT);
+    if (signal?.aborted)
+      throw signal.reason instanceof BatonError
+        ? signal.reason
+        : new BatonError(`stopped before ${url} answered`, 'ERR_BATON_STOPPED', 130);
     await pause(100, signal);
   }
   throw new BatonError(`the server did not answer ${url} within ${ms / 1000} s`, 'ERR_BATON_DRILL_SERVER', NEVER_SERVED_EXIT);
