@@ -168,7 +168,15 @@ test('TERM lets in-flight slow requests finish, then the master exits 0', async 
 
 test('--shutdown-delay with --ready-path: TERM turns /ready to 503 while new connections are still served, then the drain', async (t) => {
   const port = await freePort();
-  const s = run(t, BATON, ['serve', APP, `--port=${port}`, '--host=127.0.0.1', '--max-workers=2', '--shutdown-delay=1.5', '--ready-path=/ready']);
+  const s = run(t, BATON, [
+    'serve',
+    APP,
+    `--port=${port}`,
+    '--host=127.0.0.1',
+    '--max-workers=2',
+    '--shutdown-delay=1.5',
+    '--ready-path=/ready',
+  ]);
   const url = `http://127.0.0.1:${port}/`;
   await serving(url);
   assert.deepEqual(await get(`${url}ready`), { status: 200, body: 'ready\n' });
