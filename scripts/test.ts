@@ -24,6 +24,7 @@ const LOAD_LANE = [
   'test/serve/handoff.test.ts',
   'test/serve/kubernetes.test.ts',
   'test/serve/load.test.ts',
+  'test/serve/nginx.test.ts',
   'test/serve/log-failure.test.ts',
   'test/serve/overload.test.ts',
   'test/serve/reuseport.test.ts',

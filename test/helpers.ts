@@ -1,6 +1,7 @@
 // Helpers for tests that run real processes on real sockets.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +73,23 @@ export function runCommand(
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
+/** Whether `url` answers 200 on a connection of its own. */
+async function answers(url: string): Promise<boolean> {
+  return (await fetch(url, { headers: { connection: 'close' } }).catch(() => undefined))?.ok ?? false;
+}
+
+/** Whether an HTTP server answers 200 on the UNIX socket at `path`. */
+function answersOn(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath: path, path: '/', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
 /** Polls until `check` returns a truthy value, or fails after `ms`. */
 export async function waitFor<T>(what: string, check: () => T | Promise<T>, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;
@@ -114,21 +132,27 @@ while (my $c = $s->accept) { $c->print("$ENV{SERVER_STARTER_GENERATION}:$$\\n");
 export async function superviseServe(
   t: { after: (fn: () => void) => void },
   app: string,
-  o: { nofile?: number; serveArgs?: string[] } = {},
+  o: {
+    nofile?: number;
+    serveArgs?: string[];
+    /** A UNIX socket to serve on instead of a TCP port (start_server --path). */
+    path?: string;
+    /** The command start_server runs instead of `baton serve app` (an app of its own). */
+    command?: string[];
+  } = {},
 ): Promise<{ s: Running; port: number; url: string; deploysDone: () => number; hup: () => void }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/`;
-  const serveArgs = (o.serveArgs ?? ['--max-workers=2']).map((a) => `'${a}'`).join(' ');
+  const quote = (xs: string[]) => xs.map((a) => `'${a}'`).join(' ');
+  const command = o.command ? quote(o.command) : `"$NODE" ${BATON} serve ${app} ${quote(o.serveArgs ?? ['--max-workers=2'])}`;
+  const listen = o.path ? `--path=${o.path}` : `--port=127.0.0.1:${port}`;
   const s = runCommand(
     t,
     'sh',
-    [
-      '-c',
-      `ulimit -n ${o.nofile ?? 16384} && exec "$NODE" ${START_SERVER} --ready-notify --port=127.0.0.1:${port} -- "$NODE" ${BATON} serve ${app} ${serveArgs}`,
-    ],
+    ['-c', `ulimit -n ${o.nofile ?? 16384} && exec "$NODE" ${START_SERVER} --ready-notify ${listen} -- ${command}`],
     { env: { NODE: process.execPath } },
   );
-  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
+  await waitFor('serving', () => (o.path ? answersOn(o.path) : answers(url)), 20_000);
   return {
     s,
     port,
