@@ -3,7 +3,8 @@
 // one outcome, and a request with no answer within the timeout is a failure
 // ("timeout", i.e. hung), not silently lost. POST bodies are random, one per
 // connection, and the server must echo their sha256, so a body cut short or
-// answered on the wrong connection is caught.
+// answered on the wrong connection is caught; a GET's body can be held to a
+// known sha256 too (a static file).
 //
 // Requests go through undici's Client, one connection each, one request at
 // a time on it (no pipelining), never retried: a request that fails fails.
@@ -14,7 +15,7 @@
 //   on an idle connection or a new one; each one's latency runs from the
 //   time it was due, not the time it could be sent, so a stall shows in the
 //   latency of everything that waited (no coordinated omission).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { Client } from 'undici';
 import { OUTCOME_INDEX, Recording } from './recording.ts';
 
@@ -33,6 +34,8 @@ export interface LoadOptions {
   thinkMs?: number;
   /** ...or a random time between thinkMs and this (uniform), when larger. */
   thinkMaxMs?: number;
+  /** GET: every response body must have this sha256 (hex), e.g. a static file's. */
+  expectSha256?: string;
 }
 
 /** Open loop: at most this many requests in flight; a start beyond it counts as a timeout. */
@@ -73,11 +76,14 @@ class Exchange {
   readonly start: number;
   status = 0;
   body = '';
+  /** With expectSha256: the response body's hash so far. */
+  readonly hash: Hash | undefined;
   settled = false;
 
   constructor(conn: Connection, start: number) {
     this.conn = conn;
     this.start = start;
+    if (conn.engine.opts.expectSha256 !== undefined) this.hash = createHash('sha256');
   }
 
   onConnect(): void {}
@@ -89,6 +95,7 @@ class Exchange {
 
   onData(chunk: Buffer): boolean {
     if (this.conn.bodyHash !== undefined) this.body += chunk.toString('latin1');
+    else this.hash?.update(chunk);
     return true;
   }
 
@@ -97,6 +104,8 @@ class Exchange {
     if (this.status !== c.engine.opts.expectStatus) c.done(this, BAD_STATUS, `status ${this.status}`);
     else if (c.bodyHash !== undefined && this.body !== c.bodyHash)
       c.done(this, BODY_MISMATCH, 'response is not the sha256 of the body sent');
+    else if (this.hash && this.hash.digest('hex') !== c.engine.opts.expectSha256)
+      c.done(this, BODY_MISMATCH, 'response body does not have the expected sha256');
     else c.done(this, OK, '');
   }
 

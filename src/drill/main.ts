@@ -29,6 +29,11 @@ export const DRILL_OPTIONS = {
   'body-bytes': { kind: 'integer', min: 0, help: 'POST body size (default 1024)' },
   timeout: { kind: 'seconds', help: 'a request with no response by then is "timeout" (default 5)' },
   'expect-status': { kind: 'integer', min: 100, max: 599, help: '(default 200)' },
+  'expect-sha256': {
+    kind: 'string',
+    placeholder: 'HEX',
+    help: 'GET: every response body must have this sha256 (a static file:\nsha256sum FILE), else it is a body-mismatch',
+  },
   path: { kind: 'string', placeholder: '/p', help: 'request path with a server command (default /)' },
   url: { kind: 'string', placeholder: 'URL', help: 'drill a server that is already running (with --pid-file or --deploy)' },
   'pid-file': {
@@ -73,6 +78,10 @@ export async function drillMain(argv: string[]): Promise<number> {
     throw usage(`--url must be an http:// URL, like http://127.0.0.1:8080/ (got ${JSON.stringify(url)})`);
   const path = v.path ?? '/';
   if (!/^\/[^\s#]*$/.test(path)) throw usage(`--path must start with / and hold no spaces or # (got ${JSON.stringify(path)})`);
+  const sha = v['expect-sha256'];
+  if (sha !== undefined && !/^[0-9a-f]{64}$/i.test(sha)) throw usage(`--expect-sha256 must be 64 hex digits (got ${JSON.stringify(sha)})`);
+  if (sha !== undefined && v.method === 'POST')
+    throw usage('--expect-sha256 is for GET: a POST is checked against the sha256 of its own body');
   const every = v.every ?? 1;
   const timeout = v.timeout ?? 5;
   const method = v.method ?? 'GET';
@@ -119,6 +128,7 @@ export async function drillMain(argv: string[]): Promise<number> {
       bodyBytes: v['body-bytes'] ?? 1024,
       timeoutMs: timeout * 1000,
       expectStatus: v['expect-status'] ?? 200,
+      ...(sha === undefined ? {} : { expectSha256: sha.toLowerCase() }),
       rate,
       thinkMs: think,
       thinkMaxMs: thinkMax,

@@ -1,6 +1,7 @@
 // baton drill against real servers: a correct one gets a clean report; broken
 // ones get each failure counted under the right outcome.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -71,6 +72,18 @@ for (const [mode, outcome, detail, extra] of [
     }
   });
 }
+
+test('--expect-sha256 holds every GET body to a known hash: a server that corrupts some is caught as body-mismatch', async (t) => {
+  const hello = createHash('sha256').update('hello\n').digest('hex');
+  const good = await drill(t, ['--connections=4', `--expect-sha256=${hello}`, '--', process.execPath, join(FIXTURES, 'broken-app.ts')]);
+  assert.equal(good.code, 0, good.out + good.err);
+  const bad = await drill(t, ['--connections=4', `--expect-sha256=${hello}`, '--', process.execPath, join(FIXTURES, 'broken-app.ts')], {
+    BROKEN: 'corrupt',
+  });
+  assert.equal(bad.code, 2, bad.out);
+  assert.ok(count(bad.out, 'body-mismatch') > 0, bad.out);
+  assert.match(bad.out, /response body does not have the expected sha256/);
+});
 
 test('--url with --deploy drills a server it did not start', async (t) => {
   const dir = tempDir(t);
@@ -148,6 +161,9 @@ test('bad drill options: one-line errors, exit 1', async (t) => {
     [['--every=0', '--', 'x'], /--every must be a positive number/],
     [['--method=PUT', '--', 'x'], /--method must be one of GET, POST/],
     [['--bogus', '--', 'x'], /Unknown option: bogus/],
+    [['--path=x', '--', 'x'], /--path must start with \//],
+    [['--expect-sha256=abc', '--', 'x'], /--expect-sha256 must be 64 hex digits/],
+    [['--expect-sha256', 'a'.repeat(64), '--method=POST', '--', 'x'], /--expect-sha256 is for GET/],
   ] as const) {
     const r = run(t, BATON, ['drill', ...args]);
     assert.equal((await r.exited).code, 1, args.join(' '));
