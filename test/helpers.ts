@@ -139,6 +139,7 @@ export async function superviseServe(
     path?: string;
     /** The command start_server runs instead of `baton serve app` (an app of its own). */
     command?: string[];
+    env?: NodeJS.ProcessEnv;
   } = {},
 ): Promise<{ s: Running; port: number; url: string; deploysDone: () => number; hup: () => void }> {
   const port = await freePort();
@@ -150,7 +151,7 @@ export async function superviseServe(
     t,
     'sh',
     ['-c', `ulimit -n ${o.nofile ?? 16384} && exec "$NODE" ${START_SERVER} --ready-notify ${listen} -- ${command}`],
-    { env: { NODE: process.execPath } },
+    { env: { ...o.env, NODE: process.execPath } },
   );
   await waitFor('serving', () => (o.path ? answersOn(o.path) : answers(url)), 20_000);
   return {
