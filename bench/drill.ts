@@ -1,14 +1,17 @@
 // bench/drill: how well each contender hot-deploys, judged by one client.
 // Same load (drill client, keep-alive, 20 connections), same deploys (10, one
 // per second); then the same servers' throughput without deploys; then how
-// long a deploy takes (deploy-latency.ts). Prints markdown tables. Not a
-// test; several minutes; all on 127.0.0.1.
+// long a deploy takes (deploy-latency.ts); then the same deploys behind
+// nginx, GET and POST, and Node's graceful-shutdown libraries side by side.
+// Prints markdown tables. Not a test; several minutes; all on 127.0.0.1.
+// BENCH_ONLY=deploys|nginx|libraries runs one of the three.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seedCommand, setUpContainers, tearDownContainers } from '../harness/containers.ts';
+import { NGINX, startNginx } from '../harness/nginx.ts';
 import { have, starletCommand } from '../harness/peers.ts';
 import type { DrillReport } from '../src/drill/report.ts';
 import { runDrill } from '../src/drill/run.ts';
@@ -148,7 +151,7 @@ const contenders: Contender[] = [
   },
 ];
 
-async function drill(url: string, deploy: string, deploys: number): Promise<DrillReport> {
+async function drill(url: string, deploy: string, deploys: number, method: 'GET' | 'POST' = 'GET'): Promise<DrillReport> {
   const { report } = await runDrill({
     label: 'bench',
     url,
@@ -159,17 +162,19 @@ async function drill(url: string, deploy: string, deploys: number): Promise<Dril
     warmupMs: 1000,
     cooldownMs: 2000,
     durationMs: deploys === 0 ? 5000 : undefined,
-    load: { connections: 20, keepAlive: true, method: 'GET', bodyBytes: 0, timeoutMs: 5000, expectStatus: 200 },
+    load: { connections: 20, keepAlive: true, method, bodyBytes: method === 'POST' ? 4096 : 0, timeoutMs: 5000, expectStatus: 200 },
   });
   return report;
 }
 
 const LATENCY_DEPLOYS = Number(process.env.BENCH_LATENCY_DEPLOYS ?? 5);
+/** BENCH_ONLY=deploys|nginx|libraries runs one table. */
+const only = process.env.BENCH_ONLY;
 const rows: string[] = [];
 const latencyRows: string[] = [];
 const ms = (x: number) => (Number.isNaN(x) ? 'never' : `${Math.round(x)} ms`);
 let baseRps = 0;
-for (const c of contenders) {
+for (const c of only && only !== 'deploys' ? [] : contenders) {
   if (c.needs && !have(c.needs)) {
     rows.push(`| ${c.name} | n/a (${c.needs} not installed) | | | | |`);
     latencyRows.push(`| ${c.name} | n/a (${c.needs} not installed) | | | | |`);
@@ -206,6 +211,93 @@ for (const c of contenders) {
   );
 }
 
+/** The failed requests of a report, with their kinds. */
+function failedCell(r: DrillReport): string {
+  const kinds = Object.entries(r.outcomes)
+    .filter(([k, n]) => k !== 'ok' && n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  return `**${r.failed}**${kinds ? ` (${kinds})` : ''}`;
+}
+
+async function waitAnswering(url: string): Promise<void> {
+  for (let i = 0; i < 100 && !(await fetch(url, { headers: { connection: 'close' } }).catch(() => undefined))?.ok; i++) await sleep(100);
+}
+
+// Behind nginx: baton with and without nginx (the recipe in examples/nginx),
+// next to the seed's own answer: nginx retrying failed upstream requests
+// (proxy_next_upstream; the one address listed twice, so there is a "next"
+// to retry on) in front of a plain SO_REUSEPORT swap. GET and POST.
+const SEED_RETRY = (conf: string) =>
+  conf
+    .replace(/server (127\.0\.0\.1:\d+);/, 'server $1 max_fails=0;\n    server $1 max_fails=0;')
+    .replace('proxy_http_version 1.1;', 'proxy_next_upstream error timeout http_502;\n        proxy_http_version 1.1;');
+
+const behindNginx: Array<{ name: string; contender: Contender; nginx?: (conf: string) => string }> = [
+  { name: 'baton serve under baton start, direct', contender: contenders[0] as Contender },
+  { name: 'nginx (examples/nginx/tcp.conf) → baton serve under baton start', contender: contenders[0] as Contender, nginx: (c) => c },
+  {
+    name: 'Perl start_server + app binding its own SO_REUSEPORT, direct',
+    contender: contenders.find((c) => c.name.includes('SO_REUSEPORT')) as Contender,
+  },
+  {
+    name: 'nginx with proxy_next_upstream error timeout http_502 → the same SO_REUSEPORT swap',
+    contender: contenders.find((c) => c.name.includes('SO_REUSEPORT')) as Contender,
+    nginx: SEED_RETRY,
+  },
+];
+const nginxRows: string[] = [];
+for (const b of only && only !== 'nginx' ? [] : behindNginx) {
+  if (!have(NGINX) || (b.contender.needs && !have(b.contender.needs))) {
+    nginxRows.push(`| ${b.name} | n/a (nginx or ${b.contender.needs} not installed) | | | | | |`);
+    continue;
+  }
+  for (const method of ['GET', 'POST'] as const) {
+    const port = await freePort();
+    const home = mkdtempSync(join(tmpdir(), 'baton-bench-'));
+    const running = b.contender.start(port, home);
+    await waitAnswering(`http://127.0.0.1:${port}/`);
+    const proxy = b.nginx ? await startNginx(home, { site: 'tcp', upstream: `127.0.0.1:${port}`, edit: b.nginx }) : undefined;
+    const url = proxy?.url ?? `http://127.0.0.1:${port}/`;
+    process.stderr.write(`${b.name}, ${method}: ${DEPLOYS} deploys...\n`);
+    const r = await drill(url, running.deploy, DEPLOYS, method);
+    await proxy?.stop();
+    const fivexx = proxy ? String(proxy.errors()) : '–';
+    running.stop();
+    await sleep(1000);
+    rmSync(home, { recursive: true, force: true });
+    const worstP99 = Math.max(0, ...r.deploys.map((d) => d.window.p99));
+    nginxRows.push(
+      `| ${b.name} | ${method} | ${r.requests.toLocaleString('en-US')} | ${failedCell(r)} | ${fivexx} | ${r.latency.p50.toFixed(2)} / ${r.latency.p99.toFixed(1)} ms | ${worstP99.toFixed(1)} ms |`,
+    );
+  }
+}
+
+// Node's graceful-shutdown libraries, each as its documentation has it, in
+// one app (bench/apps/shutdown-library.ts) under our start_server (upstream
+// defaults), deployed under the same load as above.
+const LIBRARIES = ['graceful', 'http-terminator', 'stoppable', 'terminus', 'lightship', 'close'] as const;
+const libraryRows: string[] = [];
+for (const lib of only && only !== 'libraries' ? [] : LIBRARIES) {
+  const port = await freePort();
+  const s = supervisor(
+    process.execPath,
+    [START_SERVER, `--port=127.0.0.1:${port}`, '--', process.execPath, join(APPS, 'shutdown-library.ts')],
+    {
+      SHUTDOWN_WITH: lib,
+    },
+  );
+  const url = `http://127.0.0.1:${port}/`;
+  await waitAnswering(url);
+  process.stderr.write(`${lib}: ${DEPLOYS} deploys...\n`);
+  const r = await drill(url, `kill -HUP ${s.proc.pid}`, DEPLOYS);
+  s.proc.kill('SIGTERM');
+  await sleep(1000);
+  libraryRows.push(
+    `| ${lib === 'graceful' ? "baton's graceful()" : lib === 'close' ? 'server.close() (no library)' : lib} | ${r.requests.toLocaleString('en-US')} | ${failedCell(r)} | ${r.outcomes.timeout} | ${(r.failed / DEPLOYS).toFixed(1)} | ${r.latency.max.toFixed(0)} ms |`,
+  );
+}
+
 const date = new Date().toISOString().slice(0, 10);
 process.stdout.write(
   [
@@ -220,6 +312,18 @@ process.stdout.write(
     '| server | ready by | deploy → ready | deploy → old gone | gone − ready | failed |',
     '|---|---|---|---|---|---|',
     ...latencyRows,
+    '',
+    `Behind nginx: the same ${DEPLOYS} deploys and load, GET and then POST (4 KiB bodies, echoed as their sha256)`,
+    '',
+    '| server | method | requests during deploys | failed at the client | 5xx at nginx | latency p50 / p99 | worst p99 around a deploy |',
+    '|---|---|---|---|---|---|---|',
+    ...nginxRows,
+    '',
+    `Node's graceful-shutdown libraries under our start_server (upstream defaults): the same ${DEPLOYS} deploys and load (GET)`,
+    '',
+    '| shutdown | requests during deploys | failed | of them hung (timeout) | failed per deploy | max latency |',
+    '|---|---|---|---|---|---|',
+    ...libraryRows,
     '',
   ].join('\n'),
 );

@@ -8,81 +8,24 @@
 // nothing either. The control: the same nginx in front of an app that exits
 // on TERM answers 502s.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { drillLoad, type Load, type LoadResult } from '../../harness/load.ts';
+import { NGINX, type Nginx, startNginx } from '../../harness/nginx.ts';
 import { have } from '../../harness/peers.ts';
-import { freePort, ROOT, runCommand, superviseServe, tempDir, waitFor } from '../helpers.ts';
+import { ROOT, superviseServe, tempDir } from '../helpers.ts';
 import { deploySeries } from '../swap.ts';
 
-const NGINX = '/usr/sbin/nginx';
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 const NAIVE = join(ROOT, 'test', 'fixtures', 'naive-app.ts');
 const missing = have(NGINX) ? false : 'needs nginx (Debian package nginx)';
 
-type Site = 'tcp' | 'unix';
-
-interface Nginx {
-  url: string;
-  /** Responses in the access log by status, and the error log's "prematurely closed" lines. */
-  statuses(): Record<string, number>;
-  errorLog(): string;
+/** nginx running examples/nginx/<site>.conf in front of `upstream`, stopped at the test's end. */
+async function nginxInFront(t: Parameters<typeof tempDir>[0], site: 'tcp' | 'unix', upstream: string): Promise<Nginx> {
+  const nginx = await startNginx(tempDir(t), { site, upstream });
+  t.after(() => nginx.stop());
+  return nginx;
 }
-
-/**
- * nginx running examples/nginx/<site>.conf with its upstream pointed at
- * `upstream` (host:port or a socket path); a private prefix, in the
- * foreground, stopped at the test's end.
- */
-async function nginxInFront(t: Parameters<typeof tempDir>[0], site: Site, upstream: string): Promise<Nginx> {
-  const dir = tempDir(t);
-  const port = await freePort();
-  const recipe = readFileSync(join(ROOT, 'examples', 'nginx', `${site}.conf`), 'utf8');
-  const conf = recipe
-    .replace('server 127.0.0.1:8080;', `server ${upstream};`)
-    .replace('server unix:/run/app/app.sock;', `server unix:${upstream};`)
-    .replace('listen 80;', `listen 127.0.0.1:${port};`);
-  assert.notEqual(conf, recipe);
-  writeFileSync(join(dir, 'site.conf'), conf);
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `user root;
-worker_processes auto;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  log_format statuses '$status $upstream_status';
-  access_log ${dir}/access.log statuses;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  include ${dir}/site.conf;
-}
-`,
-  );
-  const n = runCommand(t, NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
-  t.after(() => n.child.kill('SIGQUIT'));
-  const url = `http://127.0.0.1:${port}/`;
-  await waitFor('nginx answering', async () => (await fetch(url, { headers: { connection: 'close' } }).catch(() => undefined))?.ok, 20_000);
-  return {
-    url,
-    statuses: () => {
-      const counts: Record<string, number> = {};
-      for (const line of readFileSync(join(dir, 'access.log'), 'utf8').split('\n')) {
-        const status = line.split(' ')[0];
-        if (status) counts[status] = (counts[status] ?? 0) + 1;
-      }
-      return counts;
-    },
-    errorLog: () => readFileSync(join(dir, 'error.log'), 'utf8'),
-  };
-}
-
-const fivexx = (counts: Record<string, number>) => Object.entries(counts).reduce((n, [s, c]) => n + (s >= '500' ? c : 0), 0);
 
 async function stopAll(loads: Load[]): Promise<LoadResult[]> {
   return Promise.all(loads.map((l) => l.stop()));
@@ -112,7 +55,7 @@ for (const site of ['tcp', 'unix'] as const) {
     t.diagnostic(
       `${site}: GET ${get.requests} requests, ${get.failures} failed ${get.detail}; POST ${post.requests}, ${post.failures} failed ${post.detail}; nginx statuses ${JSON.stringify(statuses)}`,
     );
-    assert.equal(fivexx(statuses), 0, nginx.errorLog().slice(-2000));
+    assert.equal(nginx.errors(), 0, nginx.errorLog().slice(-2000));
     assert.equal(get.failures, 0, get.output);
     assert.equal(post.failures, 0, post.output);
     assert.ok(get.requests > 1000 && post.requests > 1000, 'the load ran');
@@ -146,7 +89,7 @@ test("nginx in front of baton serve under a light load (nginx's upstream connect
   t.diagnostic(
     `light POST load: ${result.requests} requests, ${result.failures} failed ${result.detail}; nginx statuses ${JSON.stringify(statuses)}`,
   );
-  assert.equal(fivexx(statuses), 0, nginx.errorLog().slice(-2000));
+  assert.equal(nginx.errors(), 0, nginx.errorLog().slice(-2000));
   assert.equal(result.failures, 0, result.output);
 });
 
@@ -176,6 +119,6 @@ test('control: the same nginx in front of an app that exits on TERM answers POST
   t.diagnostic(
     `control: ${result.requests} requests, ${result.failures} failed ${result.detail}; nginx statuses ${JSON.stringify(statuses)}`,
   );
-  assert.ok(fivexx(statuses) > 0, JSON.stringify(statuses));
+  assert.ok(nginx.errors() > 0, JSON.stringify(statuses));
   assert.ok(result.failures > 0);
 });
