@@ -32,12 +32,18 @@ const LOAD_LANE = [
   'test/serve/zero-loss.test.ts',
   'test/start_server/interop.test.ts',
 ];
+/**
+ * A test that sets no timeout of its own fails after this long instead of
+ * holding CI; and a file whose tests are done exits even if something it
+ * started (a leaked timer) would keep it alive.
+ */
+const GUARDS = ['--test-timeout=600000', '--test-force-exit'];
 /** The other lane runs this many files at a time. */
 const SIDE_CONCURRENCY = 2;
 
 function lane(files: string[], concurrency: number, live: boolean, env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...files], {
+    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...GUARDS, ...files], {
       cwd: ROOT,
       env,
       stdio: ['ignore', live ? 'inherit' : 'pipe', live ? 'inherit' : 'pipe'],
