@@ -95,6 +95,8 @@ export class Supervisor {
   private readonly old = new Map<number, number>();
   /** Workers given up on before they were accepted (not ready in time): pid -> generation. */
   private readonly abandoned = new Map<number, number>();
+  /** Old workers --max-draining already stopped for good: no longer counted, not stopped twice. */
+  private readonly stoppedForGood = new Set<number>();
   private lastRestart = 0;
   private consecutiveFailures = 0;
   private notify: { path: string; fd: number; dir: string | undefined } | undefined;
@@ -226,6 +228,7 @@ export class Supervisor {
     this.remember(pid);
     log(`old worker ${pid} died, status:${status}`);
     this.old.delete(pid);
+    this.stoppedForGood.delete(pid);
     this.updateStatus();
     this.deploys.gone(pid, generation, status, this.serving());
   }
@@ -293,12 +296,14 @@ export class Supervisor {
    */
   private limitDraining(): void {
     const max = this.opts.maxDraining;
-    if (max <= 0 || this.old.size <= max) return;
-    const oldest = [...this.old].sort((a, b) => a[1] - b[1]).slice(0, this.old.size - max);
+    const draining = [...this.old].filter(([pid]) => !this.stoppedForGood.has(pid));
+    if (max <= 0 || draining.length <= max) return;
+    const oldest = draining.sort((a, b) => a[1] - b[1]).slice(0, draining.length - max);
     for (const [pid, generation] of oldest) {
       log(
-        `${this.old.size} generations draining, more than --max-draining=${max}: stopping generation ${generation} (pid ${pid}) for good`,
+        `${draining.length} generations draining, more than --max-draining=${max}: stopping generation ${generation} (pid ${pid}) for good`,
       );
+      this.stoppedForGood.add(pid);
       this.killLater(pid, 'TERM', this.opts.killTimeout > 0 ? this.opts.killTimeout * 1000 : ABANDON_KILL_MS);
     }
   }
