@@ -97,7 +97,8 @@ function streamClient(url: string, seen: Seen, index: number) {
   return { stop: () => es.close() };
 }
 
-async function deployWithClients(t: Parameters<typeof run>[0], serveArgs: string[], env: NodeJS.ProcessEnv = {}) {
+/** `baton start -- baton serve APP` on a free port, once it answers; its pid file is for `baton deploy`. */
+async function startServing(t: Parameters<typeof run>[0], app: string, serveArgs: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const dir = tempDir(t);
   const port = await freePort();
   const pidFile = join(dir, 'pid');
@@ -112,7 +113,7 @@ async function deployWithClients(t: Parameters<typeof run>[0], serveArgs: string
       process.execPath,
       BATON,
       'serve',
-      APP,
+      app,
       '--max-workers=2',
       ...serveArgs,
     ],
@@ -125,6 +126,11 @@ async function deployWithClients(t: Parameters<typeof run>[0], serveArgs: string
     async () => (await fetch(`http://${base}/`, { headers: { connection: 'close' } }).catch(() => undefined))?.ok,
     20_000,
   );
+  return { s, base, pidFile };
+}
+
+async function deployWithClients(t: Parameters<typeof run>[0], serveArgs: string[], env: NodeJS.ProcessEnv = {}) {
+  const { s, base, pidFile } = await startServing(t, APP, serveArgs, env);
   const ws: Seen = { closeCodes: [], errors: [], gaps: [], last: [], unacked: 0 };
   const sse: Seen = { closeCodes: [], errors: [], gaps: [], last: [], unacked: 0 };
   const sockets = Array.from({ length: SOCKETS }, (_, i) => socketClient(`ws://${base}/`, ws, i));
@@ -217,23 +223,8 @@ test('control: without a bound before --graceful-timeout, the connections are cu
 test('socket.io (examples/socketio): 20 clients through 3 deploys, every one moved by a clean transport close, back on the new generation within a second, every message acknowledged', {
   timeout: 120_000,
 }, async (t) => {
-  const dir = tempDir(t);
-  const port = await freePort();
-  const pidFile = join(dir, 'pid');
-  const app = join(ROOT, 'examples', 'socketio', 'app.ts');
-  const s = run(t, BATON, [
-    'start',
-    `--port=127.0.0.1:${port}`,
-    `--pid-file=${pidFile}`,
-    '--',
-    process.execPath,
-    BATON,
-    'serve',
-    app,
-    '--max-workers=2',
-  ]);
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor('serving', async () => (await fetch(`${url}/`, { headers: { connection: 'close' } }).catch(() => undefined))?.ok, 20_000);
+  const { s, base, pidFile } = await startServing(t, join(ROOT, 'examples', 'socketio', 'app.ts'));
+  const url = `http://${base}`;
   const reasons: string[] = [];
   const errors: string[] = [];
   const gaps: number[] = [];

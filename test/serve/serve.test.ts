@@ -32,6 +32,15 @@ async function get(url: string | { socketPath: string; path: string }): Promise<
 
 const serving = (url: string) => waitFor(`serving ${url}`, async () => (await get(url).catch(() => undefined))?.status === 200, 15_000);
 
+/** `baton serve APP ARGS` on a free port of 127.0.0.1, once it answers. */
+async function serveLocal(t: Parameters<typeof run>[0], app: string, args: string[]) {
+  const port = await freePort();
+  const s = run(t, BATON, ['serve', app, `--port=${port}`, '--host=127.0.0.1', ...args]);
+  const url = `http://127.0.0.1:${port}/`;
+  await serving(url);
+  return { s, url };
+}
+
 test('every app format from examples/ is served', async (t) => {
   const want: Record<string, RegExp> = {
     plain: /^plain \/\n$/,
@@ -43,16 +52,8 @@ test('every app format from examples/ is served', async (t) => {
     fastify: /^fastify \/\n$/,
   };
   for (const [name, body] of Object.entries(want)) {
-    const port = await freePort();
-    const s = run(t, BATON, [
-      'serve',
-      join(ROOT, 'examples', 'formats', `${name}.ts`),
-      `--port=${port}`,
-      '--host=127.0.0.1',
-      '--max-workers=1',
-    ]);
-    await serving(`http://127.0.0.1:${port}/`);
-    const r = await get(`http://127.0.0.1:${port}/`);
+    const { s, url } = await serveLocal(t, join(ROOT, 'examples', 'formats', `${name}.ts`), ['--max-workers=1']);
+    const r = await get(url);
     assert.match(r.body, body, name);
     s.child.kill('SIGTERM');
     assert.equal((await s.exited).code, 0, `${name}: ${s.stderr()}`);
@@ -60,11 +61,9 @@ test('every app format from examples/ is served', async (t) => {
 });
 
 test('fetch handlers get streamed POST bodies and can set several cookies', async (t) => {
-  const port = await freePort();
-  const s = run(t, BATON, ['serve', join(ROOT, 'examples', 'formats', 'hono.ts'), `--port=${port}`, '--host=127.0.0.1', '--max-workers=1']);
-  await serving(`http://127.0.0.1:${port}/`);
+  const { s, url } = await serveLocal(t, join(ROOT, 'examples', 'formats', 'hono.ts'), ['--max-workers=1']);
   const body = 'x'.repeat(200_000);
-  const r = await fetch(`http://127.0.0.1:${port}/echo`, { method: 'POST', body });
+  const r = await fetch(`${url}echo`, { method: 'POST', body });
   assert.equal(await r.text(), body);
   s.child.kill('SIGTERM');
   await s.exited;
@@ -110,18 +109,7 @@ test('sockets: inherited from start_server, from systemd LISTEN_FDS, or bound (T
 });
 
 test('workers are replaced at their request limit without a failed request', async (t) => {
-  const port = await freePort();
-  const s = run(t, BATON, [
-    'serve',
-    APP,
-    `--port=${port}`,
-    '--host=127.0.0.1',
-    '--max-workers=2',
-    '--max-request-per-child=5',
-    '--min-request-per-child=3',
-  ]);
-  const url = `http://127.0.0.1:${port}/`;
-  await serving(url);
+  const { s, url } = await serveLocal(t, APP, ['--max-workers=2', '--max-request-per-child=5', '--min-request-per-child=3']);
   const pids = new Set<string>();
   for (let i = 0; i < 40; i++) {
     const r = await get(url);
@@ -136,10 +124,7 @@ test('workers are replaced at their request limit without a failed request', asy
 });
 
 test('a crashed worker is logged and replaced; others keep serving', async (t) => {
-  const port = await freePort();
-  const s = run(t, BATON, ['serve', APP, `--port=${port}`, '--host=127.0.0.1', '--max-workers=2']);
-  const url = `http://127.0.0.1:${port}/`;
-  await serving(url);
+  const { s, url } = await serveLocal(t, APP, ['--max-workers=2']);
   await get(`${url}crash`).catch(() => undefined);
   await waitFor('crash logged', () =>
     /worker \d+ exited with code 3 unexpectedly \(its in-flight requests are lost\); restarting slot \d/.test(s.stderr()),
@@ -154,10 +139,7 @@ test('a crashed worker is logged and replaced; others keep serving', async (t) =
 });
 
 test('TERM lets in-flight slow requests finish, then the master exits 0', async (t) => {
-  const port = await freePort();
-  const s = run(t, BATON, ['serve', APP, `--port=${port}`, '--host=127.0.0.1', '--max-workers=2']);
-  const url = `http://127.0.0.1:${port}/`;
-  await serving(url);
+  const { s, url } = await serveLocal(t, APP, ['--max-workers=2']);
   const slow = [get(`${url}slow`), get(`${url}slow`), get(`${url}slow`)];
   await sleep(200);
   s.child.kill('SIGTERM');
@@ -167,18 +149,7 @@ test('TERM lets in-flight slow requests finish, then the master exits 0', async 
 });
 
 test('--shutdown-delay with --ready-path: TERM turns /ready to 503 while new connections are still served, then the drain', async (t) => {
-  const port = await freePort();
-  const s = run(t, BATON, [
-    'serve',
-    APP,
-    `--port=${port}`,
-    '--host=127.0.0.1',
-    '--max-workers=2',
-    '--shutdown-delay=1.5',
-    '--ready-path=/ready',
-  ]);
-  const url = `http://127.0.0.1:${port}/`;
-  await serving(url);
+  const { s, url } = await serveLocal(t, APP, ['--max-workers=2', '--shutdown-delay=1.5', '--ready-path=/ready']);
   assert.deepEqual(await get(`${url}ready`), { status: 200, body: 'ready\n' });
   assert.deepEqual(await get(`${url}ready?probe=kubelet`), { status: 200, body: 'ready\n' });
   assert.match((await get(`${url}readyz`)).body, /^\d{8}\n$/, "a longer path is the app's");
@@ -200,10 +171,7 @@ test('HUP to a standalone master: new workers with new code, then the old ones r
   const dir = tempDir(t);
   const app = join(dir, 'app.mjs');
   writeFileSync(app, "export default (req, res) => res.end('v1\\n');");
-  const port = await freePort();
-  const s = run(t, BATON, ['serve', app, `--port=${port}`, '--host=127.0.0.1', '--max-workers=2']);
-  const url = `http://127.0.0.1:${port}/`;
-  await serving(url);
+  const { s, url } = await serveLocal(t, app, ['--max-workers=2']);
   assert.equal((await get(url)).body, 'v1\n');
   writeFileSync(app, "export default (req, res) => res.end('v2\\n');");
   s.child.kill('SIGHUP');
