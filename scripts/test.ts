@@ -14,12 +14,18 @@ import { join, relative } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
 
-/** Files that load the machine: never two at once. */
+/**
+ * Files that load the machine: never two at once. The load tests measure what
+ * the machine serves and offer a share of it, so nothing beside them may keep
+ * the CPU busy for long: debootstrap and qemu (addon-portability) and
+ * hundreds of process starts (fuzz) run here too.
+ */
 const LOAD_LANE = [
+  'test/cli/fuzz.test.ts',
   'test/containers/containers.test.ts',
   'test/drill/drill.test.ts',
   'test/drill/html.test.ts',
-
+  'test/net/addon-portability.test.ts',
   'test/reuseport_exec/exec.test.ts',
   'test/serve/handoff.test.ts',
   'test/serve/kubernetes.test.ts',
