@@ -249,6 +249,6 @@ test('told to stop while still waiting to join (cbpf), it exits at once without 
   const t0 = Date.now();
   r.child.kill('SIGTERM');
   assert.equal((await r.exited).code, 0);
-  assert.ok(Date.now() - t0 < 2000, 'did not wait for the join timeout');
+  assert.ok(Date.now() - t0 < 15_000, 'did not wait for the 30 s join timeout');
   assert.match(r.stderr(), /received TERM before joining 127\.0\.0\.1:\d+: exiting without starting true/);
 });
