@@ -90,8 +90,13 @@ function answersOn(path: string): Promise<boolean> {
   });
 }
 
-/** Polls until `check` returns a truthy value, or fails after `ms`. */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, ms = 10_000): Promise<T> {
+/**
+ * Polls until `check` returns a truthy value, or fails after `ms`. The default
+ * is generous: it is only reached when something is wrong, and a machine
+ * slowed down (or running the load lane beside) can take many seconds for a
+ * step that takes one here.
+ */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await check();

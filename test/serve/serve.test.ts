@@ -175,11 +175,12 @@ test('HUP to a standalone master: new workers with new code, then the old ones r
   assert.equal((await get(url)).body, 'v1\n');
   writeFileSync(app, "export default (req, res) => res.end('v2\\n');");
   s.child.kill('SIGHUP');
-  await waitFor('reload done', () => s.stderr().includes('reload done'));
+  // a loaded machine may take many seconds to start two workers, and a broken reload is retried first
+  await waitFor('reload done', () => s.stderr().includes('reload done'), 60_000);
   assert.equal((await get(url)).body, 'v2\n');
   writeFileSync(app, 'throw new Error("broken deploy")');
   s.child.kill('SIGHUP');
-  await waitFor('reload failed', () => s.stderr().includes('reload failed'));
+  await waitFor('reload failed', () => s.stderr().includes('reload failed'), 60_000);
   assert.equal((await get(url)).body, 'v2\n', 'a broken reload leaves the previous workers serving');
   s.child.kill('SIGTERM');
   assert.equal((await s.exited).code, 0);
