@@ -129,6 +129,20 @@ $SIG{TERM} = sub { exit 0 };
 while (my $c = $s->accept) { $c->print("$ENV{SERVER_STARTER_GENERATION}:$$\\n"); $c->close }
 `;
 
+/** `baton serve APP ARGS` standalone on a free port of 127.0.0.1, once it answers. */
+export async function serveLocal(
+  t: { after: (fn: () => void) => void },
+  app: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ s: Running; port: number; url: string }> {
+  const port = await freePort();
+  const s = run(t, BATON, ['serve', app, `--port=${port}`, '--host=127.0.0.1', ...args], { env });
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor(`serving ${url}`, () => answers(url));
+  return { s, port, url };
+}
+
 /**
  * `baton serve APP` (2 workers) under our start_server with --ready-notify,
  * started the way a user starts it, from a shell script that sets the

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childProcesses } from '../../harness/proc.ts';
-import { BATON, freePort, ROOT, run, waitFor } from '../helpers.ts';
+import { ROOT, type run, serveLocal, waitFor } from '../helpers.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 
@@ -33,10 +33,8 @@ function raw(port: number, send: string | Buffer, ms = 5000): Promise<{ data: st
 }
 
 async function server(t: Parameters<typeof run>[0], extra: string[] = []) {
-  const port = await freePort();
-  const s = run(t, BATON, ['serve', APP, '--host=127.0.0.1', `--port=${port}`, '--max-workers=1', ...extra]);
-  await waitFor('serving', async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.ok, 15_000);
-  return { s, port, alive: async () => (await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: 'close' } })).status === 200 };
+  const { s, port, url } = await serveLocal(t, APP, ['--max-workers=1', ...extra]);
+  return { s, port, alive: async () => (await fetch(url, { headers: { connection: 'close' } })).status === 200 };
 }
 
 test('malformed, oversized and smuggling requests get 400/431 and a close; the worker keeps serving', async (t) => {

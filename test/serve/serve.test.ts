@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/net/native.ts';
-import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
+import { BATON, freePort, ROOT, run, START_SERVER, serveLocal, tempDir, waitFor } from '../helpers.ts';
 
 const APP = join(ROOT, 'test', 'fixtures', 'serve-app.ts');
 
@@ -31,15 +31,6 @@ async function get(url: string | { socketPath: string; path: string }): Promise<
 }
 
 const serving = (url: string) => waitFor(`serving ${url}`, async () => (await get(url).catch(() => undefined))?.status === 200, 15_000);
-
-/** `baton serve APP ARGS` on a free port of 127.0.0.1, once it answers. */
-async function serveLocal(t: Parameters<typeof run>[0], app: string, args: string[]) {
-  const port = await freePort();
-  const s = run(t, BATON, ['serve', app, `--port=${port}`, '--host=127.0.0.1', ...args]);
-  const url = `http://127.0.0.1:${port}/`;
-  await serving(url);
-  return { s, url };
-}
 
 test('every app format from examples/ is served', async (t) => {
   const want: Record<string, RegExp> = {
