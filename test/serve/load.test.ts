@@ -5,8 +5,9 @@
 // hot deploys, each sent once the previous one is done. The deploys load the
 // machine as much again: a generation is always booting, and each deploy
 // makes all 1,000 keep-alive connections reconnect (at a quarter each, a
-// clean-clone CI run came close to saturation: p99 2.2 s, 347 timeouts). Both loads come from the drill client, which also counts requests
-// that never get an answer. The open-files limit is set the way a user sets
+// clean-clone CI run came close to saturation: p99 2.2 s, 347 timeouts).
+// Both loads come from the drill client, which also counts requests that
+// never get an answer. The open-files limit is set the way a user sets
 // it, with `ulimit -n` in the script that starts the supervisor, and the
 // workers must inherit it. The supervisor's memory and each generation's
 // workers' memory, sampled all along, must stay flat.
