@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childProcesses } from '../harness/proc.ts';
-import { LoadClient } from '../src/drill/client.ts';
+import { LoadClient } from '../src/drill/load-client.ts';
 import { OUTCOMES } from '../src/drill/recording.ts';
 import { freePort } from '../src/net/free-port.ts';
 

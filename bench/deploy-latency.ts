@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { treeCpu } from '../harness/proc.ts';
-import { LoadClient } from '../src/drill/client.ts';
+import { LoadClient } from '../src/drill/load-client.ts';
 
 export interface Deployable {
   /** The process whose descendants are the served version (the supervisor, PM2's daemon). */

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuBetween, treeCpu } from '../harness/proc.ts';
-import { LoadClient } from '../src/drill/client.ts';
+import { LoadClient } from '../src/drill/load-client.ts';
 import { freePort } from '../src/net/free-port.ts';
 
 const ROOT = join(import.meta.dirname, '..');

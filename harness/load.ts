@@ -2,7 +2,7 @@
 // they report them: wrk socket errors (connect, read, write, timeout) plus
 // non-2xx/3xx responses; ab's failed requests plus non-2xx responses.
 import { spawn } from 'node:child_process';
-import { LoadClient, type LoadOptions } from '../src/drill/client.ts';
+import { LoadClient, type LoadOptions } from '../src/drill/load-client.ts';
 import { OUTCOMES } from '../src/drill/recording.ts';
 
 export interface LoadResult {

@@ -65,9 +65,16 @@ function lane(files: string[], concurrency: number, live: boolean, env: NodeJS.P
   });
 }
 
+/**
+ * Examples import baton as users do (`from 'baton-deploy'`, the package's
+ * self-reference); this condition resolves it to src/, the code under test,
+ * in every process the tests start, rather than to a dist/ that may be stale.
+ */
+const SOURCE = { NODE_OPTIONS: [process.env.NODE_OPTIONS, '--conditions=baton-source'].filter(Boolean).join(' ') };
+
 const asked = process.argv.slice(2);
 if (asked.length > 0) {
-  process.exitCode = (await lane(asked, 1, true, process.env)).code;
+  process.exitCode = (await lane(asked, 1, true, { ...process.env, ...SOURCE })).code;
 } else {
   const packDir = join(ROOT, '.cache', 'pack');
   rmSync(packDir, { recursive: true, force: true });
@@ -76,7 +83,7 @@ if (asked.length > 0) {
     .trim()
     .split('\n')
     .pop();
-  const env = { ...process.env, BATON_TEST_PACKAGE: join(packDir, tarball as string) };
+  const env = { ...process.env, ...SOURCE, BATON_TEST_PACKAGE: join(packDir, tarball as string) };
   for (const f of LOAD_LANE) if (!existsSync(join(ROOT, f))) throw new Error(`scripts/test.ts lists ${f}, which does not exist`);
   const all = globSync('test/**/*.test.ts', { cwd: ROOT })
     .map((f) => relative('.', f))

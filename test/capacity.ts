@@ -2,7 +2,7 @@
 // measures the server it is about to load, with the same client and on the
 // same cores, then offers a share of it. A fixed absolute load is an
 // overload test on a machine three times slower.
-import { LoadClient, type LoadOptions } from '../src/drill/client.ts';
+import { LoadClient, type LoadOptions } from '../src/drill/load-client.ts';
 
 export interface Capacity {
   /** Requests per second over 20 keep-alive connections, closed loop. */

@@ -10,10 +10,10 @@
 
 import { createServer } from 'node:http';
 import { createTerminus } from '@godaddy/terminus';
+import { graceful, listen } from 'baton-deploy';
 import { createHttpTerminator } from 'http-terminator';
 import { createLightship } from 'lightship';
 import stoppable from 'stoppable';
-import { graceful, listen } from '../../src/index.ts';
 import hello from './hello-listener.ts';
 
 const server = createServer(hello);

@@ -4,7 +4,7 @@
 // client can check they arrived intact.
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { graceful, listen } from '../../src/index.ts';
+import { graceful, listen } from 'baton-deploy';
 
 const generation = process.env.SERVER_STARTER_GENERATION ?? '0';
 const server = createServer((req, res) => {

@@ -13,8 +13,8 @@
 // baton at --drain-timeout (default 10 s), only later.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { draining } from 'baton-deploy';
 import { WebSocketServer } from 'ws';
-import { draining } from '../../src/index.ts';
 
 const generation = process.env.SERVER_STARTER_GENERATION ?? '0';
 const wss = new WebSocketServer({ noServer: true });

@@ -17,8 +17,8 @@
 //   clients wait 0.5-1.5 s before reconnecting by default; reconnectionDelay
 //   lowers it.
 import type { Server as HttpServer } from 'node:http';
+import { draining } from 'baton-deploy';
 import { Server } from 'socket.io';
-import { draining } from '../../src/index.ts';
 
 const generation = process.env.SERVER_STARTER_GENERATION ?? '0';
 const servers: Server[] = [];

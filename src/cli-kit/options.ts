@@ -1,6 +1,6 @@
 // Command-line options, declared once: each option's kind, default, limits
-// and help text live in one table, and both the typed values and the help
-// come from it. Parsing follows Getopt::Long's defaults, which
+// and help text live in one table, and the typed values, the parse and the
+// help (its "(default: …)" included) all come from it. Parsing follows Getopt::Long's defaults, which
 // Server::Starter's command line relies on and every baton command shares:
 // `--opt=v`, `--opt v`, `-opt v`, unambiguous prefixes, case-insensitive
 // names, options mixed with other words (permute), `--` ends them. A value
@@ -18,14 +18,20 @@ export type OptionSpec = {
   extension?: boolean;
   /** Left out of the help (an alias kept for old scripts, say). */
   hidden?: boolean;
-} & (
-  | { kind: 'flag' }
-  | { kind: 'string' }
+  /**
+   * The default as the help states it, where it is not a constant the parse
+   * can fill in (the CPU count, an environment variable): the value stays
+   * undefined and the command works it out.
+   */
+  defaultText?: string;
+} /** `negatable`: `--no-NAME` sets it false (for a flag that is on by default). */ & (
+  | { kind: 'flag'; default?: boolean; negatable?: boolean }
+  | { kind: 'string'; default?: string }
   | { kind: 'list' }
-  | { kind: 'integer'; min?: number; max?: number }
+  | { kind: 'integer'; min?: number; max?: number; default?: number }
   /** A number of seconds, 0 or more, fractions allowed; the value is in seconds. */
-  | { kind: 'seconds' }
-  | { kind: 'choice'; choices: readonly string[] }
+  | { kind: 'seconds'; default?: number }
+  | { kind: 'choice'; choices: readonly string[]; default?: string }
 );
 
 export type OptionTable = Readonly<Record<string, OptionSpec>>;
@@ -40,10 +46,28 @@ type ValueOf<S extends OptionSpec> = S extends { kind: 'flag' }
         ? C
         : string;
 
-/** Flags are true or false and lists are arrays; anything else not given is undefined. */
+/** Flags are true or false, lists are arrays, options with a default have it; anything else not given is undefined. */
 export type OptionValues<T extends OptionTable> = {
-  -readonly [K in keyof T]: T[K] extends { kind: 'flag' | 'list' } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
+  -readonly [K in keyof T]: T[K] extends { kind: 'flag' | 'list' } | { default: unknown } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
 };
+
+type Camel<S extends string> = S extends `${infer A}-${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
+
+/** The values keyed the way code reads them: `kill-timeout` as `killTimeout`. */
+export type CamelValues<T> = { [K in keyof T as Camel<K & string>]: T[K] };
+
+export function camelValues<T extends Record<string, unknown>>(values: T): CamelValues<T> {
+  return Object.fromEntries(
+    Object.entries(values).map(([k, v]) => [k.replace(/-(.)/g, (_, c: string) => c.toUpperCase()), v]),
+  ) as CamelValues<T>;
+}
+
+/** The same table with other defaults (`baton start` is start_server with modern ones). */
+export function withDefaults<T extends OptionTable>(table: T, defaults: { [K in keyof T]?: unknown }): T {
+  const out: Record<string, OptionSpec> = { ...table };
+  for (const [name, value] of Object.entries(defaults)) out[name] = { ...(table[name] as OptionSpec), default: value } as OptionSpec;
+  return out as T;
+}
 
 export interface ParseResult<T extends OptionTable> {
   values: OptionValues<T>;
@@ -61,6 +85,8 @@ const SECONDS = /^\d+(\.\d+)?$|^\.\d+$/;
 function find(table: OptionTable, given: string): string | { error: string } {
   const lower = given.toLowerCase();
   for (const [name, spec] of Object.entries(table)) if (name === lower || spec.aliases?.includes(lower)) return name;
+  const negated = lower.startsWith('no-') ? table[lower.slice(3)] : undefined;
+  if (negated?.kind === 'flag' && negated.negatable) return lower;
   const all = Object.entries(table).filter(([name]) => name.startsWith(lower));
   const upstream = all.filter(([, spec]) => !spec.extension);
   const matches = upstream.length > 0 ? upstream : all;
@@ -94,8 +120,9 @@ function convert(name: string, spec: OptionSpec, text: string): { value: unknown
 export function parseOptions<T extends OptionTable>(table: T, argv: readonly string[]): ParseResult<T> {
   const values: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(table)) {
-    if (spec.kind === 'flag') values[name] = false;
     if (spec.kind === 'list') values[name] = [];
+    else if (spec.default !== undefined) values[name] = spec.default;
+    else if (spec.kind === 'flag') values[name] = false;
   }
   const rest: string[] = [];
   const errors: string[] = [];
@@ -115,6 +142,12 @@ export function parseOptions<T extends OptionTable>(table: T, argv: readonly str
     const name = find(table, m[1] as string);
     if (typeof name !== 'string') {
       errors.push(name.error);
+      continue;
+    }
+    if (!(name in table)) {
+      // --no-NAME of a negatable flag
+      if (m[2] !== undefined) errors.push(`Option ${name} does not take an argument`);
+      else values[name.slice(3)] = false;
       continue;
     }
     const spec = table[name] as OptionSpec;
@@ -141,6 +174,21 @@ export function parseOptions<T extends OptionTable>(table: T, argv: readonly str
   return { values: values as OptionValues<T>, rest, errors, mixed };
 }
 
+/** " (default: X)", on the help's last line or a line of its own. */
+function defaultNote(spec: OptionSpec): string {
+  const d =
+    spec.defaultText ??
+    (spec.kind === 'list' || spec.default === undefined || spec.default === false
+      ? undefined
+      : spec.default === true
+        ? 'on'
+        : String(spec.default));
+  if (d === undefined) return '';
+  const last = spec.help.split('\n').at(-1) ?? '';
+  const note = `(default: ${d})`;
+  return last.length + note.length < 70 ? `${last ? ' ' : ''}${note}` : `\n${note}`;
+}
+
 /** Help lines for the options of `table` (those not hidden), aligned. */
 export function optionHelp(table: OptionTable, names: readonly string[] = Object.keys(table), indent = 2): string {
   const WIDTH = 28;
@@ -152,8 +200,8 @@ export function optionHelp(table: OptionTable, names: readonly string[] = Object
       spec.kind === 'flag'
         ? ''
         : `=${spec.placeholder ?? (spec.kind === 'choice' ? spec.choices.join('|') : spec.kind === 'seconds' ? 'SECS' : spec.kind === 'integer' ? 'N' : 'VALUE')}`;
-    const head = `${' '.repeat(indent)}--${name}${value}`;
-    const [first = '', ...more] = spec.help.split('\n');
+    const head = `${' '.repeat(indent)}--${spec.kind === 'flag' && spec.negatable ? `[no-]` : ''}${name}${value}`;
+    const [first = '', ...more] = `${spec.help}${defaultNote(spec)}`.split('\n');
     if (head.length < indent + WIDTH) lines.push(`${head.padEnd(indent + WIDTH)} ${first}`);
     else lines.push(head, `${' '.repeat(indent + WIDTH + 1)}${first}`);
     for (const line of more) lines.push(`${' '.repeat(indent + WIDTH + 1)}${line}`);
@@ -174,7 +222,7 @@ export function commandLine<T extends OptionTable>(
   help: string,
 ): { values: OptionValues<T>; rest: string[]; usage: (message: string) => BatonError } | undefined {
   const { values, rest, errors } = parseOptions(table, argv);
-  const usage = (message: string) => new BatonError(`${message} (see ${command} --help)`, 'ERR_BATON_USAGE', 1);
+  const usage = (message: string) => new BatonError('ERR_BATON_USAGE', `${message} (see ${command} --help)`);
   if ((values as Record<string, unknown>).help === true) {
     writeOut(help);
     return undefined;

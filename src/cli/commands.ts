@@ -26,10 +26,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   // start_server and reuseport-exec keep their own prefixes (upstream's lines have none)
   start: async (argv) => (await import('../start_server/main.ts')).main(argv, true),
   'reuseport-exec': async (argv) => (await import('../reuseport_exec/main.ts')).reuseportExecMain(argv),
-  status: (argv) => runCommand('baton status: ', async () => (await import('../start_server/status.ts')).statusMain(argv)),
+  status: (argv) => runCommand('baton status: ', async () => (await import('../ctl/status.ts')).statusMain(argv)),
   serve: (argv) => runCommand('baton serve: ', async () => (await import('../serve/main.ts')).serveMain(argv)),
   drill: (argv) => runCommand('baton drill: ', async () => (await import('../drill/main.ts')).drillMain(argv)),
-  deploy: (argv) => runCommand('baton deploy: ', async () => (await import('../deploy/main.ts')).deployMain(argv)),
+  deploy: (argv) => runCommand('baton deploy: ', async () => (await import('../ctl/deploy.ts')).deployMain(argv)),
   doctor: () =>
     runCommand('baton doctor: ', async () => {
       const { lines, ok } = (await import('../net/doctor.ts')).doctorReport();
@@ -51,6 +51,6 @@ export async function main(argv: string[]): Promise<number> {
   const run = COMMANDS[command];
   if (run) return run(rest);
   return runCommand('baton: ', async () => {
-    throw new BatonError(`unknown command "${command}" (try: baton help)`, 'ERR_BATON_USAGE', 1);
+    throw new BatonError('ERR_BATON_USAGE', `unknown command "${command}" (try: baton help)`);
   });
 }

@@ -4,9 +4,6 @@ import { connect } from 'node:net';
 import { BatonError } from '../errors.ts';
 import type { Reply, Request } from './protocol.ts';
 
-/** Exit status of a command that found no supervisor to talk to. */
-export const NO_SUPERVISOR = 3;
-
 /** Sends `request` to the supervisor at `path`; `done` resolves once it has said all it will, close() hangs up first. */
 export function controlRequest(path: string, request: Request, onReply: (r: Reply) => void): { done: Promise<void>; close(): void } {
   const socket = connect(path);
@@ -32,14 +29,13 @@ export function controlRequest(path: string, request: Request, onReply: (r: Repl
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
         reject(
           new BatonError(
-            `no supervisor is listening at ${path} (is start_server running, with this --pid-file?)`,
             'ERR_BATON_NO_SUPERVISOR',
-            NO_SUPERVISOR,
+            `no supervisor is listening at ${path} (is start_server running, with this --pid-file?)`,
           ),
         );
       } else if (e.code === 'EACCES') {
-        reject(new BatonError(`${path} belongs to another user: run as the supervisor's user`, 'EACCES', NO_SUPERVISOR));
-      } else reject(new BatonError(`the supervisor at ${path}: ${e.message}`, e.code ?? 'EIO', NO_SUPERVISOR));
+        reject(new BatonError('ERR_BATON_NO_SUPERVISOR', `${path} belongs to another user: run as the supervisor's user`));
+      } else reject(new BatonError('ERR_BATON_NO_SUPERVISOR', `the supervisor at ${path}: ${e.message}`));
     });
     socket.on('close', () => resolve());
   });

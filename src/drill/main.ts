@@ -10,10 +10,10 @@ import { formatReport } from './report.ts';
 import { runDrill } from './run.ts';
 
 export const DRILL_OPTIONS = {
-  deploys: { kind: 'integer', min: 0, help: 'hot deploys to perform (default 10)' },
-  every: { kind: 'seconds', help: 'seconds between deploys (default 1)' },
-  connections: { kind: 'integer', min: 1, help: 'concurrent client connections (default 20)' },
-  workers: { kind: 'integer', min: 1, help: 'load threads, to use more than one core (default 1)' },
+  deploys: { kind: 'integer', min: 0, default: 10, help: 'hot deploys to perform' },
+  every: { kind: 'seconds', default: 1, help: 'seconds between deploys' },
+  connections: { kind: 'integer', min: 1, default: 20, help: 'concurrent client connections' },
+  threads: { kind: 'integer', min: 1, default: 1, aliases: ['workers'], help: 'load threads, to use more than one core' },
   'no-keepalive': { kind: 'flag', help: 'one request per connection (default: keep-alive)' },
   think: {
     kind: 'string',
@@ -23,18 +23,25 @@ export const DRILL_OPTIONS = {
   rate: {
     kind: 'integer',
     min: 0,
-    help: 'open loop: start N requests per second however slow the answers\n(default: closed loop over --connections)',
+    defaultText: 'closed loop over --connections',
+    help: 'open loop: start N requests per second however slow the answers',
   },
-  method: { kind: 'choice', choices: ['GET', 'POST'], help: 'POST sends random bodies the server must echo as sha256 (default GET)' },
-  'body-bytes': { kind: 'integer', min: 0, help: 'POST body size (default 1024)' },
-  timeout: { kind: 'seconds', help: 'a request with no response by then is "timeout" (default 5)' },
-  'expect-status': { kind: 'integer', min: 100, max: 599, help: '(default 200)' },
+  method: { kind: 'choice', choices: ['GET', 'POST'], default: 'GET', help: 'POST sends random bodies the server must echo as sha256' },
+  'body-bytes': { kind: 'integer', min: 0, default: 1024, help: 'POST body size' },
+  'request-timeout': { kind: 'seconds', default: 5, aliases: ['timeout'], help: 'a request with no response by then is "timeout"' },
+  'expect-status': { kind: 'integer', min: 100, max: 599, default: 200, help: 'the status every response must have' },
   'expect-sha256': {
     kind: 'string',
     placeholder: 'HEX',
     help: 'GET: every response body must have this sha256 (a static file:\nsha256sum FILE), else it is a body-mismatch',
   },
-  path: { kind: 'string', placeholder: '/p', help: 'request path with a server command (default /)' },
+  'request-path': { kind: 'string', placeholder: '/p', default: '/', aliases: ['path'], help: 'the path requested, with a server command' },
+  'check-path': {
+    kind: 'string',
+    placeholder: '/p',
+    defaultText: 'the request itself',
+    help: "before the load, wait until a GET of this path answers (default: the\ndrill's own request, its method and body, until it answers as expected)",
+  },
   url: { kind: 'string', placeholder: 'URL', help: 'drill a server that is already running (with --pid-file or --deploy)' },
   'pid-file': {
     kind: 'string',
@@ -44,12 +51,14 @@ export const DRILL_OPTIONS = {
   deploy: { kind: 'string', placeholder: "'CMD'", help: 'with --url: a shell command that hot-deploys it (not followed)' },
   ready: {
     kind: 'choice',
-    choices: ['notify', 'interval'],
-    help: "with a server command: a generation is ready when it says READY=1\n(baton serve and baton's listen() do; default) or after 1 s",
+    choices: ['auto', 'notify', 'accept', 'interval'],
+    default: 'auto',
+    help: 'with a server command: how baton start tells a generation is ready\n(its --ready)',
   },
   duration: {
     kind: 'seconds',
-    help: 'keep the load on this long in all (default: until 2 s after the last\ndeploy); INT or TERM ends the drill early, with its report',
+    defaultText: 'until 2 s after the last deploy',
+    help: 'keep the load on this long in all; INT or TERM ends the drill early,\nwith its report',
   },
   json: { kind: 'string', placeholder: 'FILE', help: 'also write the report as JSON' },
   html: { kind: 'string', placeholder: 'FILE', help: 'also write a self-contained HTML report with a timeline chart' },
@@ -76,21 +85,27 @@ export async function drillMain(argv: string[]): Promise<number> {
   if (!url && rest.length === 0) throw usage('give a server command after --, or --url with --deploy');
   if (url !== undefined && !/^http:$/.test(URL.parse(url)?.protocol ?? ''))
     throw usage(`--url must be an http:// URL, like http://127.0.0.1:8080/ (got ${JSON.stringify(url)})`);
-  const path = v.path ?? '/';
-  if (!/^\/[^\s#]*$/.test(path)) throw usage(`--path must start with / and hold no spaces or # (got ${JSON.stringify(path)})`);
+  const path = v['request-path'];
+  const checkPath = v['check-path'];
+  for (const [name, p] of [
+    ['--request-path', path],
+    ['--check-path', checkPath],
+  ] as const)
+    if (p !== undefined && !/^\/[^\s#]*$/.test(p))
+      throw usage(`${name} must start with / and hold no spaces or # (got ${JSON.stringify(p)})`);
   const sha = v['expect-sha256'];
   if (sha !== undefined && !/^[0-9a-f]{64}$/i.test(sha)) throw usage(`--expect-sha256 must be 64 hex digits (got ${JSON.stringify(sha)})`);
   if (sha !== undefined && v.method === 'POST')
     throw usage('--expect-sha256 is for GET: a POST is checked against the sha256 of its own body');
-  const every = v.every ?? 1;
-  const timeout = v.timeout ?? 5;
-  const method = v.method ?? 'GET';
+  const every = v.every;
+  const timeout = v['request-timeout'];
+  const method = v.method;
   if (!(every > 0)) throw usage(`--every must be a positive number of seconds (got ${every})`);
   const duration = v.duration;
   if (duration !== undefined && !(duration > 0)) throw usage(`--duration must be a positive number of seconds (got ${duration})`);
-  if (!(timeout > 0)) throw usage(`--timeout must be a positive number of seconds (got ${timeout})`);
-  const connections = v.connections ?? 20;
-  const workers = v.workers ?? 1;
+  if (!(timeout > 0)) throw usage(`--request-timeout must be a positive number of seconds (got ${timeout})`);
+  const connections = v.connections;
+  const threads = v.threads;
   const keepAlive = !v['no-keepalive'];
   const rate = v.rate ?? 0;
   const thinkSpec = /^(\d+)(?:-(\d+))?$/.exec(v.think ?? '0');
@@ -103,7 +118,7 @@ export async function drillMain(argv: string[]): Promise<number> {
   // is the signal's (128 + its number), as for a shell command it ended.
   const early = new AbortController();
   const stop = (sig: NodeJS.Signals) =>
-    early.abort(new BatonError(`stopped by ${sig} before the server answered`, 'ERR_BATON_STOPPED', 128 + constants.signals[sig]));
+    early.abort(new BatonError('ERR_BATON_STOPPED', `stopped by ${sig} before the server answered`, 128 + constants.signals[sig]));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const { report } = await runDrill({
@@ -112,22 +127,23 @@ export async function drillMain(argv: string[]): Promise<number> {
     url,
     deployCommand: v.deploy,
     pidFile: v['pid-file'],
-    readiness: v.ready ?? 'notify',
+    readiness: v.ready,
     path,
-    deploys: v.deploys ?? 10,
+    checkPath,
+    deploys: v.deploys,
     everyMs: every * 1000,
     warmupMs: 1000,
     cooldownMs: 2000,
     durationMs: duration === undefined ? undefined : duration * 1000,
-    workers,
+    threads,
     signal: early.signal,
     load: {
       connections,
       keepAlive,
       method,
-      bodyBytes: v['body-bytes'] ?? 1024,
+      bodyBytes: v['body-bytes'],
       timeoutMs: timeout * 1000,
-      expectStatus: v['expect-status'] ?? 200,
+      expectStatus: v['expect-status'],
       ...(sha === undefined ? {} : { expectSha256: sha.toLowerCase() }),
       rate,
       thinkMs: think,

@@ -6,9 +6,9 @@
 import * as hdr from 'hdr-histogram-js';
 
 export const OUTCOMES = ['ok', 'bad-status', 'refused', 'reset', 'timeout', 'body-mismatch'] as const;
-export type Outcome = (typeof OUTCOMES)[number];
-export const OUTCOME_INDEX: Readonly<Record<Outcome, number>> = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<
-  Outcome,
+export type RequestOutcome = (typeof OUTCOMES)[number];
+export const OUTCOME_INDEX: Readonly<Record<RequestOutcome, number>> = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<
+  RequestOutcome,
   number
 >;
 
@@ -21,7 +21,7 @@ const HIGHEST_US = 3_600_000_000;
 export interface Failure {
   /** ms since the load began. */
   at: number;
-  outcome: Outcome;
+  outcome: RequestOutcome;
   detail: string;
 }
 
@@ -78,7 +78,7 @@ export class Recording {
     (this.outcomes[outcome] as number)++;
     this.requests++;
     if (outcome === 0) this.slice(end).completed++;
-    else if (this.failures.length < MAX_FAILURES) this.failures.push({ at: start, outcome: OUTCOMES[outcome] as Outcome, detail });
+    else if (this.failures.length < MAX_FAILURES) this.failures.push({ at: start, outcome: OUTCOMES[outcome] as RequestOutcome, detail });
   }
 
   get failed(): number {

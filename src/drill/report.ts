@@ -1,13 +1,21 @@
 // Turns a drill's recording and deploy timings into numbers and a text report.
-import { type Histogram, OUTCOMES, type Outcome, type Recording, SLICE_MS, sliceLatency } from './recording.ts';
+import { type Histogram, OUTCOMES, type Recording, type RequestOutcome, SLICE_MS, sliceLatency } from './recording.ts';
 
-export interface Deploy {
+/** One deploy the drill made, as seen from the drill. */
+export interface DeployMark {
   index: number;
   /** ms since the load began: when the deploy was triggered. */
   at: number;
-  /** ms until the old generation was gone (or the deploy command ended). */
+  /**
+   * Followed through the supervisor's control socket: ms until its old
+   * generation was gone. A deploy command (`--deploy`) is not followed: the
+   * drill cannot tell when its old generation went, only how long the
+   * command ran (`commandMs`).
+   */
+  followed: boolean;
   durationMs: number | undefined;
-  /** The supervisor's verdict (deploys followed through its control socket). */
+  commandMs?: number;
+  /** The supervisor's verdict (followed deploys). */
   outcome?: string;
 }
 
@@ -46,14 +54,14 @@ export interface DrillReport {
   label: string;
   seconds: number;
   requests: number;
-  outcomes: Record<Outcome, number>;
+  outcomes: Record<RequestOutcome, number>;
   failed: number;
   /** Deploys whose verdict was not "deployed". */
   failedDeploys: number;
   latency: LatencyStats;
   /** The load client's own cost: CPU seconds of all its threads, and per request. */
   client: { cpuSeconds: number; cpuUsPerRequest: number };
-  deploys: Array<Deploy & { window: LatencyStats; failed: number; throughput: Throughput }>;
+  deploys: Array<DeployMark & { window: LatencyStats; failed: number; throughput: Throughput }>;
   failures: Recording['failures'];
   /** Throughput and latency over time, in bucketMs slices. */
   timeline: Bucket[];
@@ -86,8 +94,8 @@ function rate(r: Recording, from: number, to: number): number {
   return to > from ? n / (((to - Math.max(0, from)) * SLICE_MS) / 1000) : 0;
 }
 
-function deployFigures(r: Recording, d: Deploy) {
-  const end = d.at + (d.durationMs ?? 0);
+function deployFigures(r: Recording, d: DeployMark) {
+  const end = d.at + (d.durationMs ?? d.commandMs ?? 0);
   const [from, to] = [sliceOf(d.at - WINDOW_MS), sliceOf(end + WINDOW_MS) + 1];
   let failed = 0;
   for (let k = Math.max(0, from); k < to; k++) {
@@ -123,12 +131,12 @@ function timeline(r: Recording): Bucket[] {
   });
 }
 
-export function buildReport(label: string, r: Recording, deploys: readonly Deploy[], seconds: number, cpuSeconds: number): DrillReport {
+export function buildReport(label: string, r: Recording, deploys: readonly DeployMark[], seconds: number, cpuSeconds: number): DrillReport {
   return {
     label,
     seconds,
     requests: r.requests,
-    outcomes: Object.fromEntries(OUTCOMES.map((o, i) => [o, r.outcomes[i] ?? 0])) as Record<Outcome, number>,
+    outcomes: Object.fromEntries(OUTCOMES.map((o, i) => [o, r.outcomes[i] ?? 0])) as Record<RequestOutcome, number>,
     failed: r.failed,
     failedDeploys: deploys.filter((d) => d.outcome !== undefined && d.outcome !== 'deployed').length,
     latency: stats(r.whole),
@@ -154,9 +162,11 @@ export function formatReport(r: DrillReport): string {
     const took =
       d.outcome !== undefined && d.outcome !== 'deployed'
         ? `FAILED (${d.outcome})`
-        : d.durationMs === undefined
-          ? 'old generation not seen to exit'
-          : `old generation gone after ${ms(d.durationMs)}`;
+        : !d.followed
+          ? `not followed (the deploy command ran ${ms(d.commandMs ?? 0)})`
+          : d.durationMs === undefined
+            ? 'old generation not seen to exit'
+            : `old generation gone after ${ms(d.durationMs)}`;
     const w = d.window;
     const tp = d.throughput;
     lines.push(

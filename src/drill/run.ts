@@ -8,35 +8,37 @@
 // lasts as long as the command.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { controlRequest } from '../control/client.ts';
 import { controlPath, type Verdict } from '../control/protocol.ts';
+import { DEPLOY_TIMEOUT_S } from '../defaults.ts';
 import { BatonError } from '../errors.ts';
 import { freePort } from '../net/free-port.ts';
-import { LoadClient, type LoadOptions } from './client.ts';
-import { buildReport, type Deploy, type DrillReport } from './report.ts';
+import { LoadClient, type LoadOptions } from './load-client.ts';
+import { buildReport, type DeployMark, type DrillReport } from './report.ts';
 
 const BATON = join(import.meta.dirname, '..', 'cli', `baton${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
-/** The drill's exit status when the server never answered. */
-export const NEVER_SERVED_EXIT = 3;
 /** How long one deploy may take before it counts as failed. */
-const DEPLOY_TIMEOUT_MS = 120_000;
+const DEPLOY_TIMEOUT_MS = DEPLOY_TIMEOUT_S * 1000;
 
 export interface DrillOptions {
   label: string;
   /** Server command to run under baton start; or undefined with `url`. */
   command?: string[];
-  /** With a command: readiness by READY=1 (baton's listen() and serve send it) or by --interval. */
-  readiness?: 'notify' | 'interval';
+  /** With a command: baton start's --ready. */
+  readiness?: 'auto' | 'notify' | 'accept' | 'interval';
   url?: string;
   /** With `url`: the running supervisor's pid file (deploys through its control socket)... */
   pidFile?: string;
   /** ...or a shell command that deploys it. */
   deployCommand?: string;
   path: string;
+  /** Waited on with a GET before the load; default: the load's own request, until it answers as expected. */
+  checkPath?: string | undefined;
   deploys: number;
   everyMs: number;
   warmupMs: number;
@@ -45,7 +47,7 @@ export interface DrillOptions {
   durationMs?: number | undefined;
   load: Omit<LoadOptions, 'url'>;
   /** Load threads (default 1). */
-  workers?: number;
+  threads?: number;
   progress?: (line: string) => void;
   /** Ends the drill early (no more deploys, load stopped), still with a report. */
   signal?: AbortSignal;
@@ -65,15 +67,31 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** One GET on a connection of its own that is closed after the answer. */
-function answersOk(url: string): Promise<boolean> {
+/**
+ * One request on a connection of its own that is closed after the answer:
+ * a GET of `checkPath` answered below 400, or the load's own request (its
+ * method and body) answered with the status the load expects.
+ */
+function answersOk(url: string, check: { method: string; bodyBytes: number; expectStatus: number } | undefined): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = get(url, { agent: false, headers: { connection: 'close' }, timeout: 5000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode !== undefined && res.statusCode < 400);
-    });
+    const body = check?.method === 'POST' ? randomBytes(check.bodyBytes) : undefined;
+    const req = request(
+      url,
+      {
+        method: check?.method ?? 'GET',
+        agent: false,
+        headers: { connection: 'close', ...(body ? { 'content-length': String(body.length) } : {}) },
+        timeout: 5000,
+      },
+      (res) => {
+        res.resume();
+        const status = res.statusCode ?? 0;
+        resolve(check ? status === check.expectStatus : status < 400);
+      },
+    );
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
+    req.end(body);
   });
 }
 
@@ -81,19 +99,25 @@ function answersOk(url: string): Promise<boolean> {
 // generation's drain waits for idle connections to go quiet, which would add
 // seconds to the first deploy and measure the probe, not the server.
 /** Waits until `url` answers; gives up (a one-line error) when `gone` says the server will never answer, or on abort. */
-async function waitServing(url: string, ms: number, gone: () => string | undefined, signal: AbortSignal | undefined): Promise<void> {
+async function waitServing(
+  url: string,
+  check: Parameters<typeof answersOk>[1],
+  ms: number,
+  gone: () => string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    if (await answersOk(url)) return;
+    if (await answersOk(url, check)) return;
     const why = gone();
-    if (why !== undefined) throw new BatonError(why, 'ERR_BATON_DRILL_SERVER', NEVER_SERVED_EXIT);
+    if (why !== undefined) throw new BatonError('ERR_BATON_DRILL_SERVER', why);
     if (signal?.aborted)
       throw signal.reason instanceof BatonError
         ? signal.reason
-        : new BatonError(`stopped before ${url} answered`, 'ERR_BATON_STOPPED', 130);
+        : new BatonError('ERR_BATON_STOPPED', `stopped before ${url} answered`, 130);
     await pause(100, signal);
   }
-  throw new BatonError(`the server did not answer ${url} within ${ms / 1000} s`, 'ERR_BATON_DRILL_SERVER', NEVER_SERVED_EXIT);
+  throw new BatonError('ERR_BATON_DRILL_SERVER', `the server did not answer ${url} within ${ms / 1000} s`);
 }
 
 /** The last lines of a log, indented, for an error message. */
@@ -128,7 +152,7 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
     url = `http://127.0.0.1:${port}${o.path}`;
     const pidFile = join(scratch, 'pid');
     control = controlPath(pidFile);
-    const readiness = o.readiness === 'interval' ? ['--no-ready-notify'] : [];
+    const readiness = o.readiness === undefined ? [] : [`--ready=${o.readiness}`];
     supervisor = spawn(
       process.execPath,
       [BATON, 'start', `--port=127.0.0.1:${port}`, `--pid-file=${pidFile}`, ...readiness, '--', ...o.command],
@@ -148,10 +172,11 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
       supervisor && (supervisor.exitCode !== null || supervisor.signalCode !== null)
         ? `the server command never served: its supervisor (baton start) exited ${supervisor.exitCode !== null ? `with status ${supervisor.exitCode}` : `on ${supervisor.signalCode}`}${lastLines(serverLog, 8)}`
         : undefined;
-    await waitServing(target, 30_000, gone, o.signal);
-    const client = new LoadClient({ ...o.load, url: target }, o.workers);
+    const checkUrl = o.checkPath === undefined ? target : new URL(o.checkPath, target).href;
+    await waitServing(checkUrl, o.checkPath === undefined ? o.load : undefined, 30_000, gone, o.signal);
+    const client = new LoadClient({ ...o.load, url: target }, o.threads);
     const t0 = await client.start();
-    const deploys: Deploy[] = [];
+    const deploys: DeployMark[] = [];
     const pending: Array<Promise<void>> = [];
     let done = 0;
     const progress = setInterval(() => {
@@ -164,7 +189,7 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
     await pause(o.warmupMs, o.signal);
     for (let i = 1; i <= o.deploys && !o.signal?.aborted; i++) {
       const at = performance.now() - t0;
-      const d: Deploy = { index: i, at, durationMs: undefined };
+      const d: DeployMark = { index: i, at, followed: control !== undefined, durationMs: undefined };
       deploys.push(d);
       if (control) {
         // deploys may overlap (the supervisor coalesces them); each is followed to its verdict
@@ -177,7 +202,7 @@ export async function runDrill(o: DrillOptions): Promise<{ report: DrillReport; 
         await pause(o.everyMs, o.signal);
       } else {
         await runShell(o.deployCommand as string);
-        d.durationMs = performance.now() - t0 - at;
+        d.commandMs = performance.now() - t0 - at;
         await pause(Math.max(0, o.everyMs - (performance.now() - t0 - at)), o.signal);
       }
       done = i;

@@ -2,8 +2,8 @@
 // (every mechanism of the registry, available or not and why), and which
 // one `baton serve --reuse-port` and `baton reuseport-exec` pick.
 import { readFileSync } from 'node:fs';
-import { chooseHandover, MECHANISMS } from './handover/index.ts';
-import { kernelRelease, migrateReqEnabled, possibleCpus } from './handover/mechanisms.ts';
+import { chooseHandover, MECHANISMS } from './reuseport/index.ts';
+import { kernelRelease, migrateReqEnabled, possibleCpus } from './reuseport/mechanisms.ts';
 
 function read(path: string): string {
   try {

@@ -48,9 +48,8 @@ export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, warn = (m
       }
       if (kind !== 'listening') {
         throw new BatonError(
-          `SERVER_STARTER_PORT entry ${key}=${fd}: file descriptor ${fd} is ${kind === 'not a socket' ? 'not an open socket' : 'a socket but not a listening one'} in this process (was it started by start_server?)`,
           'ERR_BATON_SERVER_STARTER_PORT',
-          1,
+          `SERVER_STARTER_PORT entry ${key}=${fd}: file descriptor ${fd} is ${kind === 'not a socket' ? 'not an open socket' : 'a socket but not a listening one'} in this process (was it started by start_server?)`,
         );
       }
       return [{ fd, name: key, source: 'server-starter' as const }];
@@ -60,16 +59,15 @@ export function inheritedSockets(env: NodeJS.ProcessEnv = process.env, warn = (m
     const count = /^\d+$/.test(env.LISTEN_FDS) ? Number(env.LISTEN_FDS) : Number.NaN;
     if (!(count <= MAX_LISTEN_FDS)) {
       throw new BatonError(
-        `LISTEN_FDS must be a number of file descriptors (got ${JSON.stringify(env.LISTEN_FDS)})`,
         'ERR_BATON_LISTEN_FDS',
-        1,
+        `LISTEN_FDS must be a number of file descriptors (got ${JSON.stringify(env.LISTEN_FDS)})`,
       );
     }
     const names = (env.LISTEN_FDNAMES ?? '').split(':');
     return Array.from({ length: count }, (_, i) => {
       const fd = 3 + i;
       if (socketKind(fd) !== 'listening') {
-        throw new BatonError(`LISTEN_FDS=${count}: file descriptor ${fd} is not a listening stream socket`, 'ERR_BATON_LISTEN_FDS', 1);
+        throw new BatonError('ERR_BATON_LISTEN_FDS', `LISTEN_FDS=${count}: file descriptor ${fd} is not a listening stream socket`);
       }
       return { fd, name: names[i] || `fd${fd}`, source: 'systemd' as const };
     });

@@ -27,12 +27,12 @@ async function resolveHost(spec: PortSpec): Promise<string> {
   if (spec.host === undefined) return spec.family === 6 ? '::' : '0.0.0.0';
   if (spec.family === 6) return spec.host;
   if (spec.host === '' || spec.host === '*') {
-    throw new BatonError(`failed to resolve host:${spec.host} (give an address such as 0.0.0.0 or 127.0.0.1)`, 'ENOTFOUND', 255);
+    throw new BatonError('ERR_BATON_PORT', `failed to resolve host:${spec.host} (give an address such as 0.0.0.0 or 127.0.0.1)`);
   }
   try {
     return (await lookup(spec.host, { family: 4 })).address;
   } catch {
-    throw new BatonError(`failed to resolve host:${spec.host}`, 'ENOTFOUND', 255);
+    throw new BatonError('ERR_BATON_PORT', `failed to resolve host:${spec.host}`);
   }
 }
 
@@ -50,7 +50,7 @@ function bindPort(spec: PortSpec, address: string, backlog: number): number {
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ERR_INVALID_ARG_TYPE') {
-      throw new BatonError(`failed to resolve host:${spec.host} (not a valid IPv6 address)`, 'EINVAL', 255);
+      throw new BatonError('ERR_BATON_PORT', `failed to resolve host:${spec.host} (not a valid IPv6 address)`);
     }
     throw bindError(e, `failed to bind to ${spec.key}:`, 'stop it or pick another port');
   }
@@ -75,7 +75,7 @@ export function assignChildFds(wanted: ReadonlyArray<number | undefined>): numbe
   for (const fd of wanted) {
     if (fd === undefined) continue;
     if (taken.has(fd)) {
-      throw new BatonError(`two sockets ask for file descriptor ${fd}; give each --port a different =FD`, 'EINVAL', 255);
+      throw new BatonError('ERR_BATON_PORT', `two sockets ask for file descriptor ${fd}; give each --port a different =FD`, 255);
     }
     taken.add(fd);
   }

@@ -22,7 +22,7 @@ const HOST_PORT = /^\s*(?:\[\s*|)([^\]]*?)\s*(?:\]\s*|):\s*(u?)(\d+)(?:\s*=(\d+)
 
 function toPort(digits: string, raw: string): number {
   const port = Number(digits);
-  if (port > 65535) throw new BatonError(`invalid \`\`port'' value:${raw} (port numbers go up to 65535)`, 'ERR_BATON_PORT', 255);
+  if (port > 65535) throw new BatonError('ERR_BATON_PORT', `invalid \`\`port'' value:${raw} (port numbers go up to 65535)`);
   return port;
 }
 
@@ -46,5 +46,5 @@ export function parsePortSpec(raw: string): PortSpec {
       fd: b[4] === undefined ? undefined : Number(b[4]),
     };
   }
-  throw new BatonError(`invalid \`\`port'' value:${raw}`, 'ERR_BATON_PORT', 255);
+  throw new BatonError('ERR_BATON_PORT', `invalid \`\`port'' value:${raw}`);
 }

@@ -18,9 +18,8 @@ export function parseServerStarterPort(value: string): PortEntry[] {
     const fdText = entry.slice(eq + 1);
     if (eq <= 0 || !/^\d+$/.test(fdText)) {
       throw new BatonError(
-        `SERVER_STARTER_PORT entry ${JSON.stringify(entry)} is not of the form key=fd (whole value: ${JSON.stringify(value)})`,
         'ERR_BATON_SERVER_STARTER_PORT',
-        1,
+        `SERVER_STARTER_PORT entry ${JSON.stringify(entry)} is not of the form key=fd (whole value: ${JSON.stringify(value)})`,
       );
     }
     return { key: entry.slice(0, eq), fd: Number(fdText) };

@@ -2,7 +2,7 @@
 // replaced, anything else is refused. A regular file (or a directory) is
 // never ours to delete, whatever upstream start_server does.
 import { lstatSync, unlinkSync } from 'node:fs';
-import { BatonError, systemError } from '../errors.ts';
+import { errnoError, systemError } from '../errors.ts';
 
 export function claimSocketPath(path: string, warn?: (line: string) => void): void {
   let existing: import('node:fs').Stats;
@@ -12,7 +12,7 @@ export function claimSocketPath(path: string, warn?: (line: string) => void): vo
     return;
   }
   if (!existing.isSocket()) {
-    throw new BatonError(`refusing to replace ${path}: it exists and is not a socket (remove it yourself if it is stale)`, 'EEXIST', 17);
+    throw errnoError('EEXIST', `refusing to replace ${path}: it exists and is not a socket (remove it yourself if it is stale)`, 17);
   }
   warn?.(`removing existing socket file:${path}`);
   try {

@@ -16,7 +16,7 @@ export function normalizeSignal(value: string, option: string): string {
   } else if (`SIG${name}` in known) {
     return name;
   }
-  throw new BatonError(`${option}: unknown signal name "${value}" (use a name such as TERM, QUIT, USR1)`, 'ERR_BATON_USAGE', 1);
+  throw new BatonError('ERR_BATON_USAGE', `${option}: unknown signal name "${value}" (use a name such as TERM, QUIT, USR1)`);
 }
 
 export function signalNumber(name: string): number {

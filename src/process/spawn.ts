@@ -8,7 +8,7 @@
 
 import { accessSync, constants, fstatSync, openSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { BatonError, reason, systemError } from '../errors.ts';
+import { BatonError, errnoError, reason, systemError } from '../errors.ts';
 import { native } from '../net/native.ts';
 
 export interface SpawnRequest {
@@ -61,12 +61,12 @@ const CD_AND_EXEC = 'cd -- "$1" || exit 126; shift; exec "$@"';
 export function spawnProcess(req: SpawnRequest): number {
   const program = req.command[0] as string;
   const file = resolveProgram(program, req.env.PATH);
-  if (file === undefined) throw new BatonError(`${program}: command not found in PATH`, 'ENOENT', 127);
+  if (file === undefined) throw new BatonError('ERR_BATON_COMMAND_NOT_FOUND', `${program}: command not found in PATH`);
   if (req.cwd !== undefined) {
     try {
       if (!statSync(req.cwd).isDirectory()) throw new Error('not a directory');
     } catch (e) {
-      throw new BatonError(`failed to chdir:${req.cwd}:${(e as Error).message}`, 'ENOENT', 127);
+      throw errnoError('ENOENT', `failed to chdir:${req.cwd}:${(e as Error).message}`, 127);
     }
   }
   const targets = new Set(req.fds.map(([, target]) => target));

@@ -9,7 +9,7 @@
 // - We keep our copy of that socket for the command's whole life, so the
 //   socket leaves the port's group when we say so, never earlier.
 // - On TERM/INT/QUIT the command keeps accepting until a newer listener
-//   holds the port and our accept queue has emptied (net/handover/); only
+//   holds the port and our accept queue has emptied (net/reuseport/); only
 //   then does it get the signal, and we leave the group at once. Told to
 //   stop before we joined, we exit without ever starting the command.
 // - Every other signal is passed on as is. We reap every child (we may be a
@@ -18,8 +18,11 @@
 import { isIP } from 'node:net';
 import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
 import { runCommand } from '../cli-kit/run.ts';
+import { HANDOVER_TIMEOUT_S } from '../defaults.ts';
 import { BatonError } from '../errors.ts';
 import { bindError } from '../net/bind-error.ts';
+import { systemBacklog } from '../net/inherited.ts';
+import { native } from '../net/native.ts';
 import {
   chooseHandover,
   type HandoverName,
@@ -28,26 +31,26 @@ import {
   handoverHelp,
   joinGroup,
   type ReuseportGroupMember,
-} from '../net/handover/index.ts';
-import { systemBacklog } from '../net/inherited.ts';
-import { native } from '../net/native.ts';
+} from '../net/reuseport/index.ts';
 import { Inbox } from '../process/inbox.ts';
 import { logger } from '../process/log.ts';
 import { sdNotify } from '../process/sd-notify.ts';
 import { isExecutableFile, resolveProgram, spawnProcess } from '../process/spawn.ts';
 
 export const REUSEPORT_EXEC_OPTIONS = {
-  host: { kind: 'string', placeholder: 'ADDR', help: 'numeric address to bind (default 0.0.0.0)' },
+  host: { kind: 'string', placeholder: 'ADDR', defaultText: '0.0.0.0', help: 'numeric address to bind' },
   port: { kind: 'integer', min: 1, max: 65535, help: '(required)' },
-  backlog: { kind: 'integer', min: 1, help: 'listen backlog (default: net.core.somaxconn)' },
+  backlog: { kind: 'integer', min: 1, defaultText: 'net.core.somaxconn', help: 'listen backlog' },
   handover: {
     kind: 'choice',
     choices: handoverChoices(true),
-    help: `how the port is handed over (default auto):\n${handoverHelp(true, '  ')}`,
+    default: 'auto',
+    help: `how the port is handed over:\n${handoverHelp(true, '  ')}`,
   },
   'handover-timeout': {
     kind: 'seconds',
-    help: 'on stop, wait this long for another instance to listen before leaving\nthe port; with cbpf, also the longest wait to join the port (default 30)',
+    default: HANDOVER_TIMEOUT_S,
+    help: 'on stop, wait this long for another instance to listen before leaving\nthe port; with cbpf, also the longest wait to join the port',
   },
   help: { kind: 'flag', help: 'this text' },
 } as const satisfies OptionTable;
@@ -102,8 +105,8 @@ function parse(argv: string[]): Options | undefined {
     port: v.port,
     key: v.host === undefined ? String(v.port) : `${host.includes(':') ? `[${host}]` : host}:${v.port}`,
     backlog: v.backlog ?? systemBacklog(),
-    handover: chooseHandover(v.handover ?? 'auto', true),
-    handoverTimeoutMs: (v['handover-timeout'] ?? 30) * 1000,
+    handover: chooseHandover(v.handover, true),
+    handoverTimeoutMs: v['handover-timeout'] * 1000,
     command: rest,
   };
 }
@@ -152,7 +155,7 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
   if (!o) return 0;
   const program = o.command[0] as string;
   if (resolveProgram(program, process.env.PATH) === undefined) {
-    throw new BatonError(`${program}: command not found in PATH`, 'ENOENT', 127);
+    throw new BatonError('ERR_BATON_COMMAND_NOT_FOUND', `${program}: command not found in PATH`);
   }
   const stopSignal = () => inbox.signals.find((sig) => STOP.has(sig));
   const member = await join(o, () => stopSignal() !== undefined);

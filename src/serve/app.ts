@@ -15,13 +15,10 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { BatonError } from '../errors.ts';
 import { logLine } from '../process/log.ts';
 
 type FetchHandler = (request: Request) => Response | Promise<Response>;
-
-export class AppLoadError extends Error {
-  code = 'ERR_BATON_APP';
-}
 
 function toRequest(req: IncomingMessage): Request {
   const headers = new Headers();
@@ -74,7 +71,7 @@ export function fetchListener(handler: FetchHandler): RequestListener {
 
 /** Resolves what a module exported into a request listener (see the top of this file). */
 export async function toListener(exported: unknown, depth = 0): Promise<RequestListener> {
-  if (depth > 3) throw new AppLoadError('the app factory keeps returning factories');
+  if (depth > 3) throw new BatonError('ERR_BATON_APP', 'the app factory keeps returning factories');
   if (exported && typeof exported === 'object') {
     const o = exported as Record<string, unknown>;
     if (typeof o.fetch === 'function') return fetchListener((r) => (o.fetch as FetchHandler).call(o, r));
@@ -89,7 +86,8 @@ export async function toListener(exported: unknown, depth = 0): Promise<RequestL
     if (fn.length === 1) return fetchListener(fn as FetchHandler);
     return toListener(await fn(), depth + 1);
   }
-  throw new AppLoadError(
+  throw new BatonError(
+    'ERR_BATON_APP',
     `the app module must export a request listener (req, res), a fetch handler (request) => Response, an object with fetch(), or a factory returning one (got ${exported === null ? 'null' : typeof exported})`,
   );
 }
@@ -107,7 +105,8 @@ function hook<T>(mod: Record<string, unknown>, name: string): T | undefined {
   const cjs = mod['module.exports'] as Record<string, unknown> | undefined;
   const fn = mod[name] ?? (cjs && typeof cjs === 'object' ? cjs[name] : undefined);
   if (fn === undefined) return undefined;
-  if (typeof fn !== 'function') throw new AppLoadError(`the app module's \`${name}\` export must be a function (got ${typeof fn})`);
+  if (typeof fn !== 'function')
+    throw new BatonError('ERR_BATON_APP', `the app module's \`${name}\` export must be a function (got ${typeof fn})`);
   return fn as T;
 }
 
@@ -118,7 +117,8 @@ export async function loadApp(path: string): Promise<LoadedApp> {
     mod = (await import(pathToFileURL(full).href)) as Record<string, unknown>;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(full)) throw new AppLoadError(`app module not found: ${full}`);
+    if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(full))
+      throw new BatonError('ERR_BATON_APP', `app module not found: ${full}`);
     throw e;
   }
   return {

@@ -3,20 +3,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
+import { DRAIN_TIMEOUT_S, GRACEFUL_TIMEOUT_S, HANDOVER_TIMEOUT_S, KEEPALIVE_TIMEOUT_S } from '../defaults.ts';
 import { BatonError } from '../errors.ts';
-import { type TakenOver, takeOver } from '../net/handoff.ts';
-import { chooseHandover, handoverChoices, handoverHelp } from '../net/handover/index.ts';
 import { systemBacklog } from '../net/inherited.ts';
+import { chooseHandover, handoverChoices, handoverHelp } from '../net/reuseport/index.ts';
+import { type TakenOver, takeOver } from '../net/socket-handoff.ts';
 import { compileCacheDir } from '../process/compile-cache.ts';
 import { logger } from '../process/log.ts';
 import { Master } from './master.ts';
 import { acquireSockets } from './sockets.ts';
 
 export const SERVE_OPTIONS = {
-  host: { kind: 'string', placeholder: 'ADDR', help: 'address to bind (default 0.0.0.0)' },
-  port: { kind: 'integer', min: 0, max: 65535, help: 'port to bind (default 8080)' },
+  host: { kind: 'string', placeholder: 'ADDR', default: '0.0.0.0', help: 'address to bind' },
+  port: { kind: 'integer', min: 0, max: 65535, default: 8080, help: 'port to bind' },
   path: { kind: 'string', placeholder: 'FILE', help: 'a UNIX socket instead of TCP' },
-  backlog: { kind: 'integer', min: 1, help: 'listen backlog (default: net.core.somaxconn)' },
+  backlog: { kind: 'integer', min: 1, defaultText: 'net.core.somaxconn', help: 'listen backlog' },
   'reuse-port': {
     kind: 'flag',
     help: 'SO_REUSEPORT: share the port with other instances (containers with\n--net=host) and hand it over with no connection lost when this one stops',
@@ -24,11 +25,13 @@ export const SERVE_OPTIONS = {
   handover: {
     kind: 'choice',
     choices: handoverChoices(false),
-    help: `how --reuse-port hands the port over (default auto):\n${handoverHelp(false, '  ')}`,
+    default: 'auto',
+    help: `how --reuse-port hands the port over:\n${handoverHelp(false, '  ')}`,
   },
   'handover-timeout': {
     kind: 'seconds',
-    help: 'on stop, wait this long for another instance to listen before leaving\nthe port; with cbpf, also the longest wait to join it (default 30)',
+    default: HANDOVER_TIMEOUT_S,
+    help: 'on stop, wait this long for another instance to listen before leaving\nthe port; with cbpf, also the longest wait to join it',
   },
   'socket-handoff': {
     kind: 'string',
@@ -41,18 +44,20 @@ export const SERVE_OPTIONS = {
     min: 0,
     placeholder: 'UID',
     aliases: ['handoff-uid'],
-    help: 'also hand sockets to this uid (default: ours only)',
+    defaultText: 'ours only',
+    help: 'also hand sockets to this uid',
   },
-  'max-workers': { kind: 'integer', min: 1, help: 'workers (default: number of CPUs)' },
-  'max-request-per-child': { kind: 'integer', min: 0, help: 'replace a worker after N requests (default 0: never)' },
-  'min-request-per-child': { kind: 'integer', min: 0, help: 'randomise that limit between min and max' },
-  'spawn-interval': { kind: 'seconds', help: 'pause between starting workers (default 0)' },
-  timeout: { kind: 'seconds', help: 'whole-request timeout (default 300)' },
-  'keepalive-timeout': { kind: 'seconds', help: 'idle keep-alive timeout (default 5)' },
-  'graceful-timeout': { kind: 'seconds', help: 'longest a stopping worker may take (default 30)' },
+  'max-workers': { kind: 'integer', min: 1, defaultText: 'the number of CPUs', help: 'workers' },
+  'max-request-per-child': { kind: 'integer', min: 0, default: 0, help: 'replace a worker after N requests (0: never)' },
+  'min-request-per-child': { kind: 'integer', min: 0, default: 0, help: 'randomise that limit between min and max' },
+  'spawn-interval': { kind: 'seconds', default: 0, help: 'pause between starting workers' },
+  'request-timeout': { kind: 'seconds', default: 300, aliases: ['timeout'], help: 'whole-request timeout' },
+  'keepalive-timeout': { kind: 'seconds', default: KEEPALIVE_TIMEOUT_S, help: 'idle keep-alive timeout' },
+  'graceful-timeout': { kind: 'seconds', default: GRACEFUL_TIMEOUT_S, help: 'longest a stopping worker may take' },
   'shutdown-delay': {
     kind: 'seconds',
-    help: 'on TERM, first turn unready (--ready-path answers 503) and serve on\nfor this long, for load balancers that learn of it late (Kubernetes:\nabove the endpoint propagation delay); INT or a second TERM skip it\n(default 0)',
+    default: 0,
+    help: 'on TERM, first turn unready (--ready-path answers 503) and serve on\nfor this long, for load balancers that learn of it late (Kubernetes:\nabove the endpoint propagation delay); INT or a second TERM skip it',
   },
   'ready-path': {
     kind: 'string',
@@ -61,7 +66,8 @@ export const SERVE_OPTIONS = {
   },
   'drain-timeout': {
     kind: 'seconds',
-    help: 'long-lived connections (WebSockets, event streams) a stopping worker\nstill has this long after the drain signal are ended for the app:\nclose code 1001, the end of the stream (default 10)',
+    default: DRAIN_TIMEOUT_S,
+    help: 'long-lived connections (WebSockets, event streams) a stopping worker\nstill has this long after the drain signal are ended for the app:\nclose code 1001, the end of the stream',
   },
   help: { kind: 'flag', help: 'this text' },
 } as const satisfies OptionTable;
@@ -81,7 +87,7 @@ Sockets: inherited from start_server (SERVER_STARTER_PORT) or systemd
 (LISTEN_FDS) when present, otherwise:
 ${section(['host', 'port', 'path', 'backlog', 'reuse-port', 'handover', 'handover-timeout', 'socket-handoff', 'socket-handoff-uid'])}
 Workers:
-${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'timeout', 'keepalive-timeout', 'graceful-timeout', 'drain-timeout'])}
+${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'request-timeout', 'keepalive-timeout', 'graceful-timeout', 'drain-timeout'])}
 Shutting down behind a load balancer (Kubernetes):
 ${section(['shutdown-delay', 'ready-path'])}
 Signals to the master: HUP reloads (new workers with fresh code, then the old
@@ -135,28 +141,28 @@ export async function serveMain(argv: string[]): Promise<number> {
   const { values: v, rest, usage } = line;
   if (rest.length !== 1) throw usage(rest.length === 0 ? 'give the app module to serve' : `one app module only (got ${rest.join(' ')})`);
   const app = resolve(rest[0] as string);
-  if (!existsSync(app)) throw new BatonError(`app module not found: ${app}`, 'ERR_BATON_APP', 1);
-  const ms = (s: number | undefined, dflt: number) => (s ?? dflt) * 1000;
+  if (!existsSync(app)) throw new BatonError('ERR_BATON_APP', `app module not found: ${app}`);
+  const ms = (s: number) => s * 1000;
   const readyPath = v['ready-path'];
   if (readyPath !== undefined && !/^\/[^?#\s]*$/.test(readyPath))
     throw usage(`--ready-path must be a path starting with /, without query or spaces (got ${JSON.stringify(readyPath)})`);
   const cfg = {
     app,
     workers: v['max-workers'] ?? availableParallelism(),
-    maxRequests: v['max-request-per-child'] ?? 0,
-    minRequests: v['min-request-per-child'] ?? 0,
-    spawnIntervalMs: ms(v['spawn-interval'], 0),
-    timeoutMs: ms(v.timeout, 300),
-    keepAliveTimeoutMs: ms(v['keepalive-timeout'], 5),
-    gracefulTimeoutMs: ms(v['graceful-timeout'], 30),
-    drainTimeoutMs: ms(v['drain-timeout'], 10),
-    shutdownDelayMs: ms(v['shutdown-delay'], 0),
+    maxRequests: v['max-request-per-child'],
+    minRequests: v['min-request-per-child'],
+    spawnIntervalMs: ms(v['spawn-interval']),
+    timeoutMs: ms(v['request-timeout']),
+    keepAliveTimeoutMs: ms(v['keepalive-timeout']),
+    gracefulTimeoutMs: ms(v['graceful-timeout']),
+    drainTimeoutMs: ms(v['drain-timeout']),
+    shutdownDelayMs: ms(v['shutdown-delay']),
     readyPath: v['ready-path'],
     backlog: v.backlog ?? systemBacklog(),
-    handoverTimeoutMs: ms(v['handover-timeout'], 30),
+    handoverTimeoutMs: ms(v['handover-timeout']),
     compileCache: compileCacheDir(process.env.BATON_COMPILE_CACHE),
   };
-  const handover = chooseHandover(v.handover ?? 'auto', false);
+  const handover = chooseHandover(v.handover, false);
   warnLowOpenFilesLimit(log);
   const handoffPath = v['socket-handoff'];
   const allowUid = v['socket-handoff-uid'];
@@ -165,8 +171,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     ? { fds: taken.fds, description: `${taken.description}, handed over by pid ${taken.from.pid}` }
     : await acquireSockets(
         {
-          host: v.host ?? '0.0.0.0',
-          port: v.port ?? 8080,
+          host: v.host,
+          port: v.port,
           path: v.path,
           backlog: cfg.backlog,
           reusePort: v['reuse-port'],

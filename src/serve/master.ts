@@ -20,11 +20,11 @@
 //   second TERM cuts the delay short.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { HandoffOffer, type TakenOver } from '../net/handoff.ts';
-import { handOverPort, type ReuseportGroupMember } from '../net/handover/index.ts';
+import { handOverPort, type ReuseportGroupMember } from '../net/reuseport/index.ts';
+import { HandoffOffer, type TakenOver } from '../net/socket-handoff.ts';
 import { logger } from '../process/log.ts';
 import { sdNotify } from '../process/sd-notify.ts';
-import type { MasterMessage, WorkerConfig, WorkerMessage } from './protocol.ts';
+import type { MasterMessage, WorkerConfig, WorkerMessage } from './ipc.ts';
 
 const WORKER_ENTRY = join(import.meta.dirname, `worker${import.meta.filename.endsWith('.ts') ? '.ts' : '.js'}`);
 const RESEND_TERM_MS = 1000;

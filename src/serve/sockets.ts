@@ -5,9 +5,9 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { BatonError } from '../errors.ts';
 import { bindError } from '../net/bind-error.ts';
-import { type HandoverName, joinGroup, type ReuseportGroupMember } from '../net/handover/index.ts';
 import { inheritedSockets } from '../net/inherited.ts';
 import { native } from '../net/native.ts';
+import { type HandoverName, joinGroup, type ReuseportGroupMember } from '../net/reuseport/index.ts';
 import { claimSocketPath } from '../net/socket-path.ts';
 
 export interface SocketRequest {
@@ -35,7 +35,7 @@ async function resolveHost(host: string): Promise<string> {
   try {
     return (await lookup(host)).address;
   } catch {
-    throw new BatonError(`cannot resolve --host ${host}`, 'ENOTFOUND', 1);
+    throw new BatonError('ERR_BATON_USAGE', `cannot resolve --host ${host}`);
   }
 }
 

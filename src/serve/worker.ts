@@ -13,11 +13,11 @@
 //   (a full disk, /dev/full, a dead log pipe) are dropped, and a message to
 //   a master that is gone is dropped too (the worker then drains and exits).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type Graceful, graceful } from '../lib/graceful.ts';
 import { flushCompileCacheNow } from '../process/compile-cache.ts';
 import { logger } from '../process/log.ts';
 import { loadApp } from './app.ts';
-import { type Graceful, graceful } from './graceful.ts';
-import type { MasterMessage, WorkerConfig, WorkerMessage } from './protocol.ts';
+import type { MasterMessage, WorkerConfig, WorkerMessage } from './ipc.ts';
 
 const config = JSON.parse(process.env.BATON_SERVE_WORKER as string) as WorkerConfig;
 const log = logger('baton serve: ');

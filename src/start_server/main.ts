@@ -10,12 +10,12 @@ import { native } from '../net/native.ts';
 import { Inbox } from '../process/inbox.ts';
 import { logLine as log, writeOut } from '../process/log.ts';
 import { spawnProcess } from '../process/spawn.ts';
-import { restartServer, stopServer } from './client.ts';
 import { ControlServer } from './control.ts';
 import { loadEnvdir } from './envdir.ts';
-import { acquirePidFile } from './files.ts';
-import { HELP, parseArgs, type StartServerOptions } from './options.ts';
+import { parseArgs, type StartServerOptions } from './options.ts';
+import { acquirePidFile } from './pid-file.ts';
 import { HANDLED_SIGNALS, Supervisor } from './supervisor.ts';
+import { restartServer, stopServer } from './upstream-client.ts';
 
 export const COMPAT_VERSION = '0.35';
 const DAEMON_ENV = '__BATON_START_SERVER_DAEMON';
@@ -87,7 +87,7 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
         o.control,
         {
           deploy: (sink) => supervisor.requestDeploy(sink),
-          status: () => ({ supervisorPid: process.pid, generations: supervisor.generations(), deploys: supervisor.deploys.history() }),
+          status: () => ({ supervisorPid: process.pid, ...supervisor.status() }),
         },
         log,
       );
@@ -108,7 +108,7 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
 }
 
 /** Runs start_server with `argv` (without node and script); resolves to the exit code. */
-/** `modern`: baton start's defaults (options.ts MODERN_DEFAULTS) rather than upstream's. */
+/** `modern`: baton start's defaults (options.ts BATON_START_OPTIONS) rather than upstream's. */
 export async function main(argv: readonly string[], modern = false): Promise<number> {
   // Handlers first: a HUP or TERM during start-up is queued, not fatal.
   const inbox = new Inbox();
@@ -119,7 +119,7 @@ export async function main(argv: readonly string[], modern = false): Promise<num
       const action = parseArgs(argv, modern);
       switch (action.kind) {
         case 'help':
-          writeOut(HELP);
+          writeOut(action.text);
           return 0;
         case 'version':
           writeOut(`${COMPAT_VERSION}\n`);

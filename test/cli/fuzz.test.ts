@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { STATUS_OPTIONS } from '../../src/ctl/status.ts';
 import { DRILL_OPTIONS } from '../../src/drill/main.ts';
 import { REUSEPORT_EXEC_OPTIONS } from '../../src/reuseport_exec/main.ts';
 import { SERVE_OPTIONS } from '../../src/serve/main.ts';
 import { START_SERVER_OPTIONS } from '../../src/start_server/options.ts';
-import { STATUS_OPTIONS } from '../../src/start_server/status.ts';
 import { BATON, freePort, ROOT, START_SERVER } from '../helpers.ts';
 
 const APP = `${ROOT}/examples/formats/plain.ts`;

@@ -4,7 +4,7 @@ import { Agent, createServer, request } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { graceful, nodeConnectionList } from '../../src/serve/graceful.ts';
+import { graceful, nodeConnectionList } from '../../src/lib/graceful.ts';
 
 async function start(handler: Parameters<typeof createServer>[1]) {
   const server = createServer(handler);

@@ -42,7 +42,7 @@ test('options may follow the command words (permute); -- ends them', () => {
 test('abbreviations prefer upstream options over baton extensions', () => {
   assert.equal(startOptions(['--kill=3', 'x']).killOldDelay, 3);
   assert.equal(startOptions(['--kill-t=3', 'x']).killTimeout, 3);
-  assert.equal(startOptions(['--ready-n', 'x']).readyNotify, true);
+  assert.equal(startOptions(['--ready-n', 'x']).ready, 'notify');
 });
 
 test('a mandatory value is taken even when it starts with a dash', () => {
@@ -66,7 +66,7 @@ test('Getopt::Long error messages', () => {
 });
 
 test('evaluation order and exit codes follow upstream', () => {
-  assert.deepEqual(parseArgs(['--help', '--version']), { kind: 'help' });
+  assert.equal(parseArgs(['--help', '--version']).kind, 'help');
   assert.deepEqual(parseArgs(['--version', '--stop']), { kind: 'version' });
   assert.equal(parseArgs(['--restart', '--stop']).kind, 'restart');
   const code = (argv: string[]) => {
@@ -100,8 +100,22 @@ test('defaults', () => {
   assert.equal(o.signalOnTerm, 'TERM');
   assert.equal(o.backlog, 0);
   assert.equal(o.killTimeout, 0);
-  assert.equal(o.readyNotify, false);
+  assert.equal(o.ready, 'interval');
   assert.equal(o.enableAutoRestart, undefined);
+  const modern = parseArgs(['x'], true);
+  assert.equal(modern.kind, 'start');
+  const m = (modern as { options: StartServerOptions }).options;
+  assert.deepEqual([m.ready, m.maxStartAttempts, m.maxDraining, m.coalesceHup, m.stderrTail], ['auto', 3, 4, true, 20]);
+  const off = (parseArgs(['--no-coalesce-hup', '--no-ready-notify', 'x'], true) as { options: StartServerOptions }).options;
+  assert.deepEqual([off.coalesceHup, off.ready], [false, 'interval']);
+});
+
+test('each option states its default once: the help shows what the parse fills in', () => {
+  const h = (modern: boolean) => (parseArgs(['--help'], modern) as { text: string }).text;
+  assert.match(h(false), /--max-start-attempts=n\s+failed starts of one deploy[\s\S]*?\(0: never\) \(default: 0\)/);
+  assert.match(h(true), /--max-start-attempts=n\s+failed starts of one deploy[\s\S]*?\(default: 3\)/);
+  assert.match(h(true), /--\[no-\]coalesce-hup\s+HUPs received during a deploy make one follow-up deploy \(default: on\)/);
+  assert.doesNotMatch(h(false), /--ready-notify/);
 });
 
 test('signal names: any case, optional SIG, numbers', () => {

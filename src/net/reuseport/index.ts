@@ -47,12 +47,11 @@ export function chooseHandover(wanted: string, oneSocket: boolean): HandoverName
   const m = mechanismsFor(oneSocket).find((x) => x.name === wanted);
   if (!m)
     throw new BatonError(
-      `--handover must be one of ${handoverChoices(oneSocket).join(', ')} (got ${JSON.stringify(wanted)})`,
       'ERR_BATON_USAGE',
-      1,
+      `--handover must be one of ${handoverChoices(oneSocket).join(', ')} (got ${JSON.stringify(wanted)})`,
     );
   const why = m.unavailable();
-  if (why) throw new BatonError(`--handover=${wanted} is not available here: ${why} (baton doctor tells what is)`, 'ERR_BATON_HANDOVER', 1);
+  if (why) throw new BatonError('ERR_BATON_HANDOVER', `--handover=${wanted} is not available here: ${why} (baton doctor tells what is)`);
   return m.name;
 }
 
@@ -117,10 +116,10 @@ export async function joinGroup(o: JoinOptions): Promise<ReuseportGroupMember | 
       if (lock !== undefined && members <= 1) return open(o.host, o.port, o.family, o.backlog, o.handover);
       if (Date.now() >= end) {
         throw new BatonError(
+          'ERR_BATON_REUSEPORT_JOIN',
           lock === undefined
             ? `another instance has been joining ${o.host}:${o.port} for ${o.timeoutMs / 1000} s; --handover=${o.handover} lets one instance join at a time`
             : `${o.host}:${o.port} still has ${members} listeners after ${o.timeoutMs / 1000} s; --handover=${o.handover} joins only once one member is left (an instance that never leaves, or the per-CPU listeners of --handover=steer, keep it out: use one --handover everywhere, or migrate)`,
-          'EBUSY',
           16,
         );
       }

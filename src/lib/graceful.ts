@@ -43,8 +43,8 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { handOverPort } from '../net/handover/index.ts';
 import { native } from '../net/native.ts';
+import { handOverPort } from '../net/reuseport/index.ts';
 import { startDraining } from './draining.ts';
 import { reuseportBinding } from './listen.ts';
 

@@ -3,13 +3,13 @@
 // pid file's lock, i.e. after it removed the file and exited.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readStatusGenerations } from '../control/status-file.ts';
 import { BatonError, errnoExit } from '../errors.ts';
 import { native } from '../net/native.ts';
 import { processAlive } from '../process/alive.ts';
 import { logLine as log } from '../process/log.ts';
-import { readStatusGenerations } from './files.ts';
 
-const clientError = (message: string, exitCode: number) => new BatonError(message, 'ERR_BATON_CLIENT', exitCode);
+const clientError = (message: string, exitCode: number) => new BatonError('ERR_BATON_CLIENT', message, exitCode);
 
 function readPid(text: string, file: string): number {
   const line = text.split('\n')[0] ?? '';

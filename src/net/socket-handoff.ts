@@ -29,7 +29,7 @@ export interface HandoffPeer {
   uid: number;
 }
 
-const handoffError = (message: string) => new BatonError(message, 'ERR_BATON_HANDOFF', 1);
+const handoffError = (message: string) => new BatonError('ERR_BATON_HANDOFF', message);
 
 /** The next message, or undefined at the timeout or when the peer is gone. */
 async function receive(fd: number, timeoutMs: number): Promise<{ data: string; fds: number[] } | undefined> {

@@ -4,10 +4,10 @@ import { readFileSync } from 'node:fs';
 import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
 import { controlRequest } from '../control/client.ts';
 import { controlPath, type StatusReport } from '../control/protocol.ts';
+import { readStatusGenerations } from '../control/status-file.ts';
 import { BatonError } from '../errors.ts';
 import { processAlive } from '../process/alive.ts';
 import { writeOut } from '../process/log.ts';
-import { readStatusGenerations } from './files.ts';
 
 export interface WorkerStatus {
   generation: number;
@@ -129,7 +129,7 @@ async function live(path: string, json: boolean): Promise<number> {
   await controlRequest(path, { status: true }, (r) => {
     if ('report' in r) report = r.report;
   }).done;
-  if (!report) throw new BatonError(`the supervisor at ${path} sent no status`, 'ERR_BATON_STATUS', 3);
+  if (!report) throw new BatonError('ERR_BATON_STATUS', `the supervisor at ${path} sent no status`);
   writeOut(json ? `${JSON.stringify(report)}\n` : formatReport(report));
   return report.generations.some((g) => g.state === 'serving') ? 0 : 3;
 }
@@ -150,9 +150,8 @@ export async function statusMain(argv: string[]): Promise<number> {
     s = readServerStatus(v['pid-file'], statusFile);
   } catch (e) {
     throw new BatonError(
-      `cannot read status: ${(e as Error).message} (is start_server running with --status-file=${statusFile}?)`,
       'ERR_BATON_STATUS',
-      3,
+      `cannot read status: ${(e as Error).message} (is start_server running with --status-file=${statusFile}?)`,
     );
   }
   writeOut(v.json ? `${JSON.stringify(s)}\n` : formatServerStatus(s));

@@ -7,12 +7,12 @@
 // positional backlog keeps the shared socket's queue length (the object form
 // resets it to 511 for every process sharing it).
 // With reusePort, the sockets are this instance's own members of the port's
-// SO_REUSEPORT group (one per CPU when steering, see net/handover/): small
+// SO_REUSEPORT group (one per CPU when steering, see net/reuseport/): small
 // front net.Servers accept on them and hand each connection to `server`, and
 // graceful() hands the port over before it stops accepting.
 import { isIP, Server as NetServer, type Server } from 'node:net';
-import { chooseHandover, type HandoverName, joinGroup, type ReuseportGroupMember } from '../net/handover/index.ts';
 import { inheritedSockets, systemBacklog } from '../net/inherited.ts';
+import { chooseHandover, type HandoverName, joinGroup, type ReuseportGroupMember } from '../net/reuseport/index.ts';
 import { sdNotify } from '../process/sd-notify.ts';
 
 export { type InheritedSocket, inheritedSockets } from '../net/inherited.ts';
