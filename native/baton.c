@@ -842,8 +842,9 @@ static napi_value unread_bytes(napi_env env, napi_callback_info info) {
   return make_i32(env, n);
 }
 
-/* tcpListeners(family 4|6, port) -> [{ inode, address }]: the listening TCP
-   sockets on `port` in this network namespace, from sock_diag. The kernel
+/* tcpListeners(family 4|6, port) -> [{ inode, address, port }]: the
+   listening TCP sockets on `port` (every port: 0) in this network
+   namespace, from sock_diag. The kernel
    walks only its listening hash, so this stays cheap when /proc/net/tcp
    holds a hundred thousand TIME_WAIT lines. */
 static napi_value tcp_listeners(napi_env env, napi_callback_info info) {
@@ -895,15 +896,18 @@ static napi_value tcp_listeners(napi_env env, napi_callback_info info) {
         return throw_errno(env, "sock_diag", e);
       }
       struct inet_diag_msg *m = NLMSG_DATA(h);
-      if (ntohs(m->id.idiag_sport) != port) continue;
+      int sport = ntohs(m->id.idiag_sport);
+      if (port != 0 && sport != port) continue;
       char addr[INET6_ADDRSTRLEN] = "";
       inet_ntop(m->idiag_family, m->id.idiag_src, addr, sizeof addr);
-      napi_value o, inode, a;
+      napi_value o, inode, a, p;
       napi_create_object(env, &o);
       napi_create_uint32(env, m->idiag_inode, &inode);
       napi_create_string_utf8(env, addr, NAPI_AUTO_LENGTH, &a);
+      napi_create_int32(env, sport, &p);
       napi_set_named_property(env, o, "inode", inode);
       napi_set_named_property(env, o, "address", a);
+      napi_set_named_property(env, o, "port", p);
       napi_set_element(env, out, count++, o);
     }
   }

@@ -9,10 +9,15 @@ export function controlPath(pidFile: string): string {
   return `${pidFile}.sock`;
 }
 
+/** A generation's state as the supervisor keeps it (start_server/generations.ts). */
+export type GenerationState = 'starting' | 'serving' | 'draining' | 'stopping' | 'abandoned';
+
 export type DeployTrigger = 'start' | 'HUP' | 'control' | 'crash';
 
 /** What happens during a deploy, in order; `ms` counts from the deploy's start. */
 export type DeployEvent =
+  /** The request waits: the supervisor is busy (`why`: what with); the deploy that covers it starts after. */
+  | { event: 'queued'; deploy: number; why: string; ms: number }
   | { event: 'started'; deploy: number; generation: number; pid: number; attempt: number; ms: number }
   | {
       event: 'start-failed';
@@ -22,13 +27,20 @@ export type DeployEvent =
       how: 'exited' | 'not ready' | 'not run';
       status?: number;
       stderr?: string[];
+      /** What was observed, when it says more than `how` (`it listens on 0.0.0.0:3000 itself`). */
+      hint?: string;
+      /** The next attempt starts this long after this one did (the backoff), when there is one. */
+      retryInMs?: number;
       ms: number;
     }
-  | { event: 'ready'; deploy: number; generation: number; pid: number; ms: number }
+  /** `how`: the evidence (`READY=1`, `pid 4711 waits for connections (accept(3))`, `alive after 1 s`). */
+  | { event: 'ready'; deploy: number; generation: number; pid: number; how: string; ms: number }
+  /** A first generation (nothing else serves) that was not seen ready in time, kept serving rather than stopped. */
+  | { event: 'kept'; deploy: number; generation: number; pid: number; why: string; ms: number }
   | { event: 'stopping'; deploy: number; generation: number; pid: number; signal: string; ms: number }
   | { event: 'gone'; deploy: number; generation: number; pid: number; status: number; ms: number };
 
-export type Outcome =
+export type DeployOutcome =
   /** The new generation serves and every older one has exited. */
   | 'deployed'
   /** The new generation serves; older ones were still running when the time was up. */
@@ -42,7 +54,7 @@ export type Outcome =
 
 export interface Verdict {
   deploy: number;
-  outcome: Outcome;
+  outcome: DeployOutcome;
   /** The generation serving now. */
   serving: { generation: number; pid: number } | undefined;
   /** With old-not-gone: those still running. */
@@ -56,7 +68,7 @@ export interface DeployRecord {
   trigger: DeployTrigger;
   /** ms since the epoch. */
   at: number;
-  outcome: Outcome | 'in progress';
+  outcome: DeployOutcome | 'in progress';
   generation?: number;
   readyMs?: number;
   goneMs?: number;
@@ -65,7 +77,7 @@ export interface DeployRecord {
 
 export interface StatusReport {
   supervisorPid: number;
-  generations: Array<{ generation: number; pid: number; state: 'serving' | 'starting' | 'draining' }>;
+  generations: Array<{ generation: number; pid: number; state: GenerationState; startedAt: number }>;
   deploys: DeployRecord[];
 }
 

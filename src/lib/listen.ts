@@ -88,7 +88,10 @@ export function ready(): void {
  */
 export async function listen(server: Server, options: ListenOptions = {}): Promise<string> {
   const where = await listenOn(server, options);
-  if (options.notifyReady !== false) ready();
+  // Not ready yet, but say that we speak sd_notify: a supervisor that could
+  // see us accept would otherwise take that as ready.
+  if (options.notifyReady === false) sdNotify('STATUS=listening, not ready yet', (m) => process.emitWarning(m));
+  else ready();
   return where;
 }
 

@@ -71,8 +71,8 @@ interface Addon {
   spawn(file: string, argv: string[], envp: string[], options: SpawnOptions): number;
   waitpid(pid: number, noHang: boolean): [pid: number, status: number] | null;
   tcpListenQueue(fd: number): number;
-  /** Listening TCP sockets on `port` in this network namespace (sock_diag), with their inode and bound address. */
-  tcpListeners(family: 4 | 6, port: number): Array<{ inode: number; address: string }>;
+  /** Listening TCP sockets on `port` (0: every port) in this network namespace (sock_diag), with their inode and bound address. */
+  tcpListeners(family: 4 | 6, port: number): Array<{ inode: number; address: string; port: number }>;
   /** accept4 (CLOEXEC); null when nothing waits on a non-blocking listener. */
   acceptConn(fd: number): number | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number };

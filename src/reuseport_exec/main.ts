@@ -4,8 +4,12 @@
 //
 // Invariants:
 // - The command gets exactly one listening socket, at fd 3, announced as
-//   SERVER_STARTER_PORT and (given /bin/sh) as LISTEN_FDS=1 with LISTEN_PID
-//   = its own pid.
+//   --pass-socket says: SERVER_STARTER_PORT, and (given /bin/sh) LISTEN_FDS=1
+//   with LISTEN_PID = its own pid, or one of them, or neither (a server told
+//   of fd 3 on its command line, and given it twice, would close it twice).
+// - READY=1 goes to our supervisor only once a process of the command waits
+//   for connections on the socket (net/acceptors.ts): a broken build that
+//   exits at once, or one still booting, never passes for a serving one.
 // - We keep our copy of that socket for the command's whole life, so the
 //   socket leaves the port's group when we say so, never earlier.
 // - On TERM/INT/QUIT the command keeps accepting until a newer listener
@@ -20,6 +24,7 @@ import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts
 import { runCommand } from '../cli-kit/run.ts';
 import { HANDOVER_TIMEOUT_S } from '../defaults.ts';
 import { BatonError } from '../errors.ts';
+import { acceptorIn, socketInode } from '../net/acceptors.ts';
 import { bindError } from '../net/bind-error.ts';
 import { systemBacklog } from '../net/inherited.ts';
 import { native } from '../net/native.ts';
@@ -47,6 +52,12 @@ export const REUSEPORT_EXEC_OPTIONS = {
     default: 'auto',
     help: `how the port is handed over:\n${handoverHelp(true, '  ')}`,
   },
+  'pass-socket': {
+    kind: 'choice',
+    choices: ['both', 'server-starter', 'systemd', 'fd'],
+    default: 'both',
+    help: 'how the command is told about fd 3: server-starter (SERVER_STARTER_PORT:\nStarlet, baton serve), systemd (LISTEN_FDS with its LISTEN_PID: gunicorn\nwithout --bind, sd_listen_fds servers), both, or fd (nothing: gunicorn\n--bind fd://3, uvicorn --fd 3)',
+  },
   'handover-timeout': {
     kind: 'seconds',
     default: HANDOVER_TIMEOUT_S,
@@ -59,8 +70,10 @@ export const REUSEPORT_EXEC_USAGE = `Usage: baton reuseport-exec --port=N [optio
 
 Binds a SO_REUSEPORT listener (sharing the port with other instances, e.g.
 containers run with --net=host), runs the command with it as fd 3
-(SERVER_STARTER_PORT and LISTEN_FDS/LISTEN_PID), and on TERM/INT/QUIT hands
-the port over before passing the signal on, so nothing queued is lost.
+(SERVER_STARTER_PORT and LISTEN_FDS/LISTEN_PID, see --pass-socket), says
+READY=1 to its supervisor once the command waits for connections on it, and
+on TERM/INT/QUIT hands the port over before passing the signal on, so nothing
+queued is lost.
 
 ${optionHelp(REUSEPORT_EXEC_OPTIONS)}
 Exit status: the command's (128+N if killed by signal N); 1 bad options;
@@ -69,6 +82,8 @@ found; an errno (e.g. 98 EADDRINUSE) when the socket cannot be opened.
 `;
 
 const NAME = 'baton reuseport-exec';
+/** How often a command not yet accepting is looked at. */
+const ACCEPT_POLL_MS = 20;
 const STOP = new Set(['TERM', 'INT', 'QUIT']);
 const PASSED_ON = ['HUP', 'USR1', 'USR2', 'WINCH', 'TTIN', 'TTOU', 'ALRM', 'PWR'];
 /**
@@ -88,6 +103,7 @@ interface Options {
   backlog: number;
   handover: HandoverName;
   handoverTimeoutMs: number;
+  passSocket: 'both' | 'server-starter' | 'systemd' | 'fd';
   command: string[];
 }
 
@@ -107,6 +123,7 @@ function parse(argv: string[]): Options | undefined {
     backlog: v.backlog ?? systemBacklog(),
     handover: chooseHandover(v.handover, true),
     handoverTimeoutMs: v['handover-timeout'] * 1000,
+    passSocket: v['pass-socket'],
     command: rest,
   };
 }
@@ -164,11 +181,12 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
     return 0;
   }
   const fd = member.fds[0] as number;
-  const shell = isExecutableFile('/bin/sh');
-  if (!shell) log('no /bin/sh to set LISTEN_PID: the command gets SERVER_STARTER_PORT only');
+  const systemd = o.passSocket === 'systemd' || o.passSocket === 'both';
+  const shell = systemd && isExecutableFile('/bin/sh');
+  if (systemd && !shell) log('no /bin/sh to set LISTEN_PID: the command gets no LISTEN_FDS');
   const env: Record<string, string | undefined> = {
     ...process.env,
-    SERVER_STARTER_PORT: `${o.key}=3`,
+    SERVER_STARTER_PORT: o.passSocket === 'server-starter' || o.passSocket === 'both' ? `${o.key}=3` : undefined,
     LISTEN_FDS: shell ? '1' : undefined,
     LISTEN_FDNAMES: shell ? o.key : undefined,
     LISTEN_PID: undefined,
@@ -177,7 +195,10 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
   };
   const pid = spawnProcess({ command: shell ? [...LISTEN_PID_SHIM, ...o.command] : o.command, env, fds: [[fd, 3]] });
   log(`${program} (pid ${pid}) on ${o.host}:${member.port} (SO_REUSEPORT, handover: ${member.handover})`);
-  sdNotify('READY=1', log);
+  // READY=1 only once the command itself waits for connections on our socket:
+  // a command that fails at once, or has not booted, is not reported serving
+  const inode = new Set([socketInode(fd)]);
+  let ready = false;
 
   let stopping = false;
   let signalled = false;
@@ -195,6 +216,14 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
       if (!stopping) log(`${program} exited on its own (status ${code}); leaving ${o.host}:${member.port}`);
       for (const f of member.fds) native.closeFd(f);
       return code;
+    }
+    if (!ready && !stopping) {
+      const acceptor = acceptorIn(pid, inode);
+      if (acceptor) {
+        ready = true;
+        log(`${program} accepts on ${o.host}:${member.port} (pid ${acceptor.pid}: ${acceptor.how}); ready`);
+        sdNotify('READY=1', log);
+      }
     }
     for (let sig = inbox.signals.shift(); sig !== undefined; sig = inbox.signals.shift()) {
       // A second stop signal during the handover waits for it (it is bounded).
@@ -214,6 +243,6 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
         });
       }
     }
-    await inbox.next();
+    await inbox.next(ready ? undefined : ACCEPT_POLL_MS);
   }
 }

@@ -156,6 +156,8 @@ export class Master {
    */
   async run(early: readonly string[] = []): Promise<number> {
     for (const sig of early) this.signal(sig);
+    // a supervisor that sees we speak sd_notify waits for our READY=1, sent once every worker listens
+    sdNotify(`STATUS=starting ${this.cfg.workers} workers`, log);
     if (this.phase === 'running') {
       const started = await this.startSet(++this.currentSet);
       if (started.ok) {

@@ -1,7 +1,7 @@
 // The supervisor's record of its deploys: what each one did, as it happened
 // (events for the control clients waiting on it), how it ended (a verdict for
 // them), and the last few for `baton status`.
-import type { DeployEvent, DeployRecord, DeployTrigger, Outcome, Verdict } from '../control/protocol.ts';
+import type { DeployEvent, DeployOutcome, DeployRecord, DeployTrigger, Verdict } from '../control/protocol.ts';
 
 /** Someone waiting on a deploy (a `baton deploy` connection). */
 export interface DeploySink {
@@ -22,6 +22,8 @@ export class Deploy {
   /** Older generations still to exit before this deploy is done. */
   readonly waitingFor = new Set<number>();
   private ended = false;
+  /** Its generation serves without having been seen ready (a first one, kept as nothing else serves). */
+  kept = false;
 
   constructor(id: number, trigger: DeployTrigger, sinks: DeploySink[]) {
     this.id = id;
@@ -40,6 +42,10 @@ export class Deploy {
 
   emit(e: DeployEvent): void {
     if (e.event === 'started') this.record.attempts = e.attempt;
+    if (e.event === 'kept') {
+      this.kept = true;
+      this.record.generation = e.generation;
+    }
     if (e.event === 'ready') {
       this.record.generation = e.generation;
       this.record.readyMs = e.ms;
@@ -57,7 +63,7 @@ export class Deploy {
     return this.ended;
   }
 
-  end(outcome: Outcome, serving: Verdict['serving']): void {
+  end(outcome: DeployOutcome, serving: Verdict['serving']): void {
     if (this.ended) return;
     this.ended = true;
     this.record.outcome = outcome;
@@ -101,7 +107,7 @@ export class DeployLog {
 
   /** `d` has signalled its old generations; it ends once they have all exited. */
   drain(d: Deploy, serving: Verdict['serving']): void {
-    if (d.waitingFor.size === 0) d.end('deployed', serving);
+    if (d.waitingFor.size === 0) d.end(d.kept ? 'not-ready' : 'deployed', serving);
     else this.draining.add(d);
   }
 

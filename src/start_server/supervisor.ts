@@ -1,60 +1,74 @@
 // start_server's supervisor loop: Server::Starter 0.35's algorithm, step for
 // step, with its log lines, and baton's deploys on top (events and a verdict
-// for control clients, bounded retries, coalesced requests, a bound on
-// draining generations).
+// for control clients, readiness it can see, bounded and paced retries,
+// coalesced requests, a bound on draining generations).
 //
 // Invariants:
+// - An old generation is signalled only after a newer one has been seen
+//   serving (--ready: alive after --interval; READY=1; one of its processes
+//   waiting for connections on the inherited socket). Nothing a new
+//   generation, its launcher, a signal or a timeout does leaves the port with
+//   no generation accepting, unless the operator stops the service: a start
+//   that fails, exits, is never ready or is stopped by TERM is retried or
+//   given up on, and the generation serving before serves on.
+// - TERM/INT/QUIT stop; they never start or promote a generation, even with
+//   a deploy pending. A first generation that runs but is never seen ready
+//   is kept (nothing else serves), not stopped; the supervisor never exits on
+//   its own while a generation serves.
+// - Failed starts are retried no faster than --interval, the pause doubling
+//   (to 10 s, or --interval if longer) while they keep failing; a start that
+//   succeeds resets it.
 // - The listening sockets are bound once, before the first generation, and
-//   stay open here until exit; every generation inherits the same sockets, so
-//   a connection waiting in the kernel's queue outlives any generation.
-// - A new generation is started before any old one is signalled; an old
-//   generation is signalled only after a new one has passed its readiness
-//   check (alive after --interval, or READY=1 with --ready-notify). A new
-//   generation that fails is retried (up to --max-start-attempts, and within
-//   a waiting caller's deadline); the old one keeps serving meanwhile, and
-//   stays the one serving when the deploy gives up.
+//   stay open here until exit; every generation inherits the same sockets,
+//   so a connection waiting in the kernel's queue outlives any generation.
 // - Generation numbers grow by one per start attempt, failed ones included.
 // - Every child is reaped, and an exit is logged and recorded when it
 //   happens (also while a new generation starts); the status file lists
-//   exactly the live, accepted workers; the supervisor never writes to stdout.
+//   exactly the live, accepted generations; the supervisor never writes to
+//   stdout.
 // - Readiness is taken only from the generation's own pid (under our uid) or
-//   from a process holding its per-generation token (BATON_READY_TOKEN: the
-//   container of a `docker run` generation); notifications from our older
-//   generations are accepted quietly, anyone else's are logged.
+//   from a process holding its token (notify-socket.ts).
+// Log lines that upstream prints keep its wording, "worker" included.
 
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { DeployTrigger, Verdict } from '../control/protocol.ts';
+import type { DeployTrigger, StatusReport, Verdict } from '../control/protocol.ts';
+import { type StatusEntry, writeStatusFile } from '../control/status-file.ts';
 import type { BatonError } from '../errors.ts';
+import { socketInode } from '../net/acceptors.ts';
 import { type Listener, serverStarterPort } from '../net/listeners.ts';
-import { native } from '../net/native.ts';
-import { claimSocketPath } from '../net/socket-path.ts';
 import type { Exit, Inbox } from '../process/inbox.ts';
 import { logLine as log } from '../process/log.ts';
 import { signalNumber } from '../process/signals.ts';
 import { devNullFd, type SpawnRequest, spawnProcess } from '../process/spawn.ts';
 import { type Deploy, DeployLog, type DeploySink } from './deploys.ts';
-import { loadEnvdir, perlTrue } from './envdir.ts';
-import { type StatusEntry, writeStatusFile } from './files.ts';
+import { perlTrue } from './envdir.ts';
+import { type Generation, Generations } from './generations.ts';
+import { NotifySocket } from './notify-socket.ts';
 import type { StartServerOptions } from './options.ts';
+import { failureHint, ReadinessJudge } from './readiness.ts';
 import { StderrTail } from './stderr-tail.ts';
+import { autoRestartDue, type Env, killOldDelay, passEnv } from './upstream-env.ts';
 
 /** Signals the loop takes (QUIT like INT; USR1/USR2 are logged and ignored). */
 export const HANDLED_SIGNALS = ['HUP', 'TERM', 'INT', 'QUIT', 'USR1', 'USR2'];
 /** What the inbox carries for a control client's deploy request (not a signal). */
 const DEPLOY = 'DEPLOY';
 const TRIGGERS = new Set(['HUP', DEPLOY]);
+const STOPS = new Set(['TERM', 'INT', 'QUIT']);
 
-const FAILURE_HINT_AFTER = 3;
+/** Retries of a failing start: never faster than this, even with --interval=0. */
 const MIN_RETRY_MS = 100;
+/** ...and the pause doubles up to this (or --interval, if longer). */
+const MAX_RETRY_MS = 10_000;
 /** A generation given up on gets this long after TERM before KILL (unless --kill-timeout says otherwise). */
 const ABANDON_KILL_MS = 5000;
-/** How many generations' readiness tokens are remembered (a late notification of an old one is not a forgery). */
-const RECENT_TOKENS = 64;
+/** How often a starting generation is looked at (notifications, its processes). */
+const READY_POLL_MS = 25;
 
-type Readiness = { ready: true } | { ready: false; how: 'exited' | 'not ready'; status?: number } | { ready: false; how: 'stopping' };
+type Started =
+  | { ok: true; g: Generation; how: string }
+  | { ok: false; how: 'exited'; status: number }
+  | { ok: false; how: 'not ready' }
+  | { ok: false; how: 'stopping' };
 
 /** What the supervisor does to the system, in one place: tests put a recording stand-in here. */
 export interface SupervisorOs {
@@ -75,7 +89,7 @@ export interface SupervisorConfig {
   listeners: readonly Listener[];
   inbox: Inbox;
   /** The environment at start-up, with the option variables and envdir applied. */
-  baseEnv: Record<string, string | undefined>;
+  baseEnv: Env;
   /** Give the children /dev/null as stdin (after --daemonize). */
   stdinDevNull: boolean;
   os?: SupervisorOs;
@@ -85,31 +99,21 @@ export class Supervisor {
   private readonly opts: StartServerOptions;
   private readonly inbox: Inbox;
   private readonly listeners: readonly Listener[];
-  private readonly baseEnv: Record<string, string | undefined>;
+  private readonly baseEnv: Env;
   private readonly stdinDevNull: boolean;
   private readonly os: SupervisorOs;
-  private env: Record<string, string | undefined>;
-  private generation = 0;
-  private current: { pid: number; generation: number } | undefined;
-  /** Old workers still alive: pid -> generation. */
-  private readonly old = new Map<number, number>();
-  /** Workers given up on before they were accepted (not ready in time): pid -> generation. */
-  private readonly abandoned = new Map<number, number>();
-  /** Old workers --max-draining already stopped for good: no longer counted, not stopped twice. */
-  private readonly stoppedForGood = new Set<number>();
+  private readonly judge: ReadinessJudge;
+  private env: Env;
+  /** SERVER_STARTER_GENERATION of the last start attempt. */
+  private number = 0;
+  private readonly gens = new Generations();
+  private notify: NotifySocket | undefined;
   private lastRestart = 0;
-  private consecutiveFailures = 0;
-  private notify: { path: string; fd: number; dir: string | undefined } | undefined;
-  /** The readiness token of each generation still starting: pid -> token. */
-  private readonly tokens = new Map<number, string>();
-  private readonly tails = new Map<number, StderrTail>();
-  /** Generations reaped lately: a notification of theirs (STOPPING=1) may still be on its way. */
-  private readonly former = new Set<number>();
-  /**
-   * The tokens of recent generations: their notifications (an old
-   * container's STOPPING=1, sent from a pid we never knew) are taken quietly.
-   */
-  private readonly issued = new Set<string>();
+  /** Failed starts in a row (the retry pace, and when to stop repeating a hint). */
+  private failures = 0;
+  private lastHint: string | undefined;
+  /** The deploy under way, for requests that arrive meanwhile. */
+  private current: Deploy | undefined;
   readonly deploys = new DeployLog();
   /** Whether this process wrote the status file (only then is it removed at exit). */
   statusWritten = false;
@@ -122,58 +126,69 @@ export class Supervisor {
     this.env = cfg.baseEnv;
     this.stdinDevNull = cfg.stdinDevNull;
     this.os = cfg.os ?? systemOs;
+    this.judge = new ReadinessJudge(cfg.options.ready, {
+      inodes: new Set(cfg.listeners.flatMap((l) => inodeOf(l.fd))),
+      describe: cfg.listeners.map((l) => `${l.key}, fd ${l.childFd}`).join('; '),
+    });
   }
 
   /** A control client asks for a deploy; it hears the events and verdict of the next one to start. */
   requestDeploy(sink: DeploySink): void {
+    const d = this.current;
+    if (d) {
+      const starting = this.gens.inState('starting')[0];
+      const why =
+        d.record.trigger === 'start' || d.record.trigger === 'crash'
+          ? `generation ${starting?.number ?? this.number} is still starting; this deploy follows once it serves`
+          : `deploy ${d.id} is under way; this one follows it`;
+      sink.event({ event: 'queued', deploy: 0, why, ms: 0 });
+    }
     this.deploys.request(sink);
     this.inbox.push(DEPLOY);
   }
 
-  /** The generations alive now, for `baton status`. */
-  generations(): Array<{ generation: number; pid: number; state: 'serving' | 'starting' | 'draining' }> {
-    const out: Array<{ generation: number; pid: number; state: 'serving' | 'starting' | 'draining' }> = [];
-    for (const [pid, generation] of this.old) if (pid !== this.current?.pid) out.push({ generation, pid, state: 'draining' });
-    if (this.current) out.push({ ...this.current, state: this.old.has(this.current.pid) ? 'draining' : 'serving' });
-    for (const pid of this.tokens.keys()) out.push({ generation: this.generation, pid, state: 'starting' });
-    return out.sort((a, b) => a.generation - b.generation);
+  /** What runs now, for `baton status`. */
+  status(): Pick<StatusReport, 'generations' | 'deploys'> {
+    return {
+      generations: this.gens.all().map((g) => ({ generation: g.number, pid: g.pid, state: g.state, startedAt: g.startedAt })),
+      deploys: this.deploys.history(),
+    };
   }
 
-  /** Runs until TERM/INT/QUIT has stopped every worker; resolves to the exit code. */
+  /** Runs until TERM/INT/QUIT has stopped every generation; resolves to the exit code. */
   async run(): Promise<number> {
-    if (this.opts.readyNotify) this.openNotifySocket();
+    if (this.opts.ready !== 'interval') this.notify = new NotifySocket(this.opts.notifySocket);
     try {
       if (!(await this.deploy('start'))) return await this.giveUp();
       for (;;) {
         const exit = await this.wait();
-        this.env = { ...this.baseEnv, ...loadEnvdir(this.baseEnv.ENVDIR) };
-        if (perlTrue(this.env.ENABLE_AUTO_RESTART) && !this.env.AUTO_RESTART_INTERVAL) this.env.AUTO_RESTART_INTERVAL = '360';
+        this.env = passEnv(this.baseEnv);
         if (exit) await this.onExit(exit);
+        // a stop wins over any deploy queued before it
+        const stop = this.inbox.signals.find((s) => STOPS.has(s));
+        if (stop) return await this.cleanup(stop);
         let trigger: 'HUP' | 'control' | undefined;
         while (this.inbox.signals.length > 0 && trigger === undefined) {
           const sig = this.inbox.signals.shift() as string;
           if (sig === DEPLOY) {
             // one deploy covers every request made before it starts
             if (this.deploys.requested) trigger = 'control';
-            continue;
-          }
-          if (sig === 'HUP') {
+          } else if (sig === 'HUP') {
             log('received HUP, spawning a new worker');
             trigger = 'HUP';
-            continue;
-          }
-          if (sig === 'USR1' || sig === 'USR2') {
-            log(`received ${sig}, ignored (send HUP to restart, TERM to stop)`);
-            continue;
-          }
-          return await this.cleanup(sig);
+          } else log(`received ${sig}, ignored (send HUP to restart, TERM to stop)`);
         }
         if (trigger !== undefined && (this.opts.coalesceHup || trigger === 'control')) this.coalesce();
-        if (trigger === undefined && perlTrue(this.env.ENABLE_AUTO_RESTART) && this.autoRestartDue()) trigger = 'HUP';
-        if (trigger !== undefined) await this.deploy(trigger);
+        if (trigger === undefined && autoRestartDue(this.env, this.lastRestart, this.gens.inState('draining').length > 0, log))
+          trigger = 'HUP';
+        if (trigger !== undefined && !(await this.deploy(trigger)) && !this.stopRequested()) {
+          // the serving generation died while its successor failed: start one as after a crash
+          log('no generation is serving; starting one');
+          if (!(await this.deploy('crash'))) this.inbox.push('TERM');
+        }
       }
     } finally {
-      this.closeNotifySocket();
+      this.notify?.close();
     }
   }
 
@@ -203,199 +218,205 @@ export class Supervisor {
   }
 
   private serving(): Verdict['serving'] {
-    return this.current && !this.old.has(this.current.pid) ? { ...this.current } : undefined;
+    const g = this.gens.serving();
+    return g ? { generation: g.number, pid: g.pid } : undefined;
   }
 
   private async onExit(exit: Exit): Promise<void> {
-    if (exit.pid === this.current?.pid && !this.old.has(exit.pid)) {
-      log(`worker ${exit.pid} died unexpectedly with status:${exit.status}, restarting`);
-      this.current = undefined;
-      this.updateStatus();
-      if (!(await this.deploy('crash'))) this.inbox.push('TERM');
-    } else this.noteExit(exit);
+    const g = this.gens.get(exit.pid);
+    if (g?.state !== 'serving') {
+      this.noteExit(exit);
+      return;
+    }
+    log(`worker ${exit.pid} died unexpectedly with status:${exit.status}, restarting`);
+    this.gens.reaped(exit.pid);
+    this.updateStatus();
+    if (!(await this.deploy('crash'))) this.inbox.push('TERM');
   }
 
   /** An exit other than the serving generation's or the starting one's: logged and recorded now. */
   private noteExit({ pid, status }: Exit): void {
-    const abandoned = this.abandoned.get(pid);
-    if (abandoned !== undefined) {
-      this.abandoned.delete(pid);
+    const g = this.gens.reaped(pid);
+    if (!g) return;
+    if (g.state === 'abandoned' || g.state === 'starting') {
       log(`abandoned worker ${pid} exited, status:${status}`);
       return;
     }
-    const generation = this.old.get(pid);
-    if (generation === undefined) return;
-    this.remember(pid);
     log(`old worker ${pid} died, status:${status}`);
-    this.old.delete(pid);
-    this.stoppedForGood.delete(pid);
     this.updateStatus();
-    this.deploys.gone(pid, generation, status, this.serving());
+    this.deploys.gone(pid, g.number, status, this.serving());
   }
 
-  private autoRestartDue(): boolean {
-    const interval = Number(this.env.AUTO_RESTART_INTERVAL);
-    const elapsed = Math.floor(Date.now() / 1000) - this.lastRestart;
-    if (elapsed >= interval && this.old.size === 0) {
-      log(`autorestart triggered (interval=${this.env.AUTO_RESTART_INTERVAL})`);
-      return true;
-    }
-    if (elapsed >= interval * 2) {
-      log(`autorestart triggered (forced, interval=${this.env.AUTO_RESTART_INTERVAL})`);
-      return true;
-    }
-    return false;
-  }
-
-  /** A deploy: a new generation, then the old ones signalled; or, when none starts, the old one kept. */
-  /** Resolves to false when no generation serves afterwards (the first start, or a restart after a crash, gave up). */
+  /**
+   * A deploy: a new generation, then the old ones signalled; or, when none
+   * gets started, the old one kept. Resolves to false when no generation
+   * serves afterwards (a first start, or a restart after a crash, gave up).
+   */
   private async deploy(trigger: DeployTrigger): Promise<boolean> {
     const d = this.deploys.begin(trigger);
-    const previous = this.current;
-    if (previous) this.old.set(previous.pid, previous.generation);
-    const outcome = await this.startWorker(d);
-    if (outcome !== 'started') {
-      // the previous generation goes on serving, unless it died meanwhile
-      this.current = previous && this.old.delete(previous.pid) ? previous : undefined;
+    this.current = d;
+    try {
+      const started = await this.startGeneration(d);
+      if (started === undefined) return this.gens.serving() !== undefined || this.stopRequested();
+      const previous = this.gens.serving();
+      started.state = 'serving';
+      if (previous) previous.state = 'draining';
+      this.lastRestart = Math.floor(Date.now() / 1000);
       this.updateStatus();
-      d.end(outcome, this.serving());
-      return this.current !== undefined || outcome === 'stopped';
-    }
-    if (trigger === 'start' || trigger === 'crash') {
+      if (trigger === 'start' || trigger === 'crash') {
+        this.deploys.drain(d, this.serving());
+        return true;
+      }
+      const old = () => this.gens.inState('draining', 'stopping').map((g) => g.pid);
+      const pids = old().sort((a, b) => a - b);
+      log(`new worker is now running, sending ${this.opts.signalOnHup} to old workers:${pids.length ? pids.join(',') : 'none'}`);
+      const delay = killOldDelay(this.env, log);
+      if (delay !== 0) {
+        log(`sleeping ${delay} secs before killing old workers`);
+        await this.inbox.sleep(delay * 1000, () => false);
+      }
+      log('killing old workers');
+      const now = Date.now();
+      for (const g of this.gens.inState('draining', 'stopping')) {
+        g.signalledAt ??= now;
+        d.waitingFor.add(g.pid);
+        d.emit({ event: 'stopping', deploy: d.id, generation: g.number, pid: g.pid, signal: this.opts.signalOnHup, ms: d.ms() });
+      }
+      this.signalAll(old(), this.opts.signalOnHup);
+      this.limitDraining();
       this.deploys.drain(d, this.serving());
       return true;
+    } finally {
+      this.current = undefined;
     }
-    const pids = this.oldPids();
-    log(`new worker is now running, sending ${this.opts.signalOnHup} to old workers:${pids.length ? pids.join(',') : 'none'}`);
-    const configured = this.env.KILL_OLD_DELAY;
-    let delay = configured !== undefined && configured !== '' ? Number(configured) : perlTrue(this.env.ENABLE_AUTO_RESTART) ? 5 : 0;
-    if (!Number.isFinite(delay) || delay < 0) {
-      log(`ignoring KILL_OLD_DELAY=${configured}: not a number of seconds`);
-      delay = 0;
-    }
-    if (delay !== 0) {
-      log(`sleeping ${delay} secs before killing old workers`);
-      await this.inbox.sleep(delay * 1000, () => false);
-    }
-    log('killing old workers');
-    const signalled = this.oldPids();
-    for (const pid of signalled) {
-      d.waitingFor.add(pid);
-      d.emit({ event: 'stopping', deploy: d.id, generation: this.old.get(pid) as number, pid, signal: this.opts.signalOnHup, ms: d.ms() });
-    }
-    this.signalAll(signalled, this.opts.signalOnHup);
-    this.limitDraining();
-    this.deploys.drain(d, this.serving());
-    return true;
   }
 
   /**
    * --max-draining: when more old generations are still draining than that
    * (long-lived connections, a deploy storm), the oldest are stopped for good:
-   * TERM now, KILL after --kill-timeout (or 5 s).
+   * TERM now, KILL after --kill-timeout (or 5 s). Each is stopped once, and
+   * no longer counted.
    */
   private limitDraining(): void {
     const max = this.opts.maxDraining;
-    const draining = [...this.old].filter(([pid]) => !this.stoppedForGood.has(pid));
+    const draining = this.gens.inState('draining');
     if (max <= 0 || draining.length <= max) return;
-    const oldest = draining.sort((a, b) => a[1] - b[1]).slice(0, draining.length - max);
-    for (const [pid, generation] of oldest) {
+    for (const g of draining.slice(0, draining.length - max)) {
       log(
-        `${draining.length} generations draining, more than --max-draining=${max}: stopping generation ${generation} (pid ${pid}) for good`,
+        `${draining.length} generations draining, more than --max-draining=${max}: stopping generation ${g.number} (pid ${g.pid}) for good`,
       );
-      this.stoppedForGood.add(pid);
-      this.killLater(pid, 'TERM', this.opts.killTimeout > 0 ? this.opts.killTimeout * 1000 : ABANDON_KILL_MS);
+      g.state = 'stopping';
+      this.signalAll([g.pid], 'TERM', this.abandonKillS());
     }
   }
 
+  private abandonKillS(): number {
+    return this.opts.killTimeout > 0 ? this.opts.killTimeout : ABANDON_KILL_MS / 1000;
+  }
+
   /**
-   * Starts generations until one passes the readiness check (upstream's
-   * start_worker); gives up after --max-start-attempts failed starts, or at
-   * the deadline of the callers waiting on this deploy.
+   * Starts generations until one is seen serving (upstream's start_worker);
+   * undefined when the deploy gives up (--max-start-attempts, the waiting
+   * caller's deadline) or is stopped, after ending it so. A first generation
+   * that runs but is never seen ready is kept rather than stopped when no
+   * other serves.
    */
-  private async startWorker(d: Deploy): Promise<'started' | 'start-failed' | 'not-ready' | 'stopped'> {
+  private async startGeneration(d: Deploy): Promise<Generation | undefined> {
     for (let attempt = 1; ; attempt++) {
-      this.generation++;
-      const started = Date.now();
-      const pid = this.spawnGeneration();
-      if (pid !== undefined) d.emit({ event: 'started', deploy: d.id, generation: this.generation, pid, attempt, ms: d.ms() });
-      const r: Readiness = pid === undefined ? { ready: false, how: 'exited' } : await this.awaitReady(pid, d.deadline);
-      const tail = pid === undefined ? undefined : this.tails.get(pid);
-      this.tokens.delete(pid as number);
-      // told to stop meanwhile: taken as started, as upstream does, so the stop reaches it too
-      if (pid !== undefined && (r.ready || r.how === 'stopping')) {
-        tail?.stopKeeping();
-        this.current = { pid, generation: this.generation };
-        this.lastRestart = Math.floor(Date.now() / 1000);
-        this.consecutiveFailures = 0;
-        this.updateStatus();
-        d.emit({ event: 'ready', deploy: d.id, generation: this.generation, pid, ms: d.ms() });
-        return 'started';
+      if (this.stopRequested()) return this.endDeploy(d, 'stopped');
+      this.number++;
+      const startedAt = Date.now();
+      const g = this.spawnGeneration();
+      if (g) d.emit({ event: 'started', deploy: d.id, generation: g.number, pid: g.pid, attempt, ms: d.ms() });
+      const r: Started = g ? await this.awaitReady(g, d.deadline) : { ok: false, how: 'exited', status: 127 << 8 };
+      if (r.ok) {
+        r.g.tail?.stopKeeping();
+        r.g.readyAt = Date.now();
+        this.failures = 0;
+        this.lastHint = undefined;
+        d.emit({ event: 'ready', deploy: d.id, generation: r.g.number, pid: r.g.pid, how: r.how, ms: d.ms() });
+        return r.g;
       }
-      const how = pid === undefined ? 'not run' : r.ready ? 'exited' : (r.how as 'exited' | 'not ready');
+      // told to stop while it started: it is stopped with the rest, never promoted
+      if (r.how === 'stopping') return this.endDeploy(d, 'stopped');
+      if (r.how === 'not ready' && g && !this.gens.serving()) {
+        const why = this.judge.missing(g);
+        log(
+          `generation ${g.number} (pid ${g.pid}) was not seen ready within ${this.opts.readyTimeout} secs (${why}); keeping it, as nothing else serves`,
+        );
+        g.tail?.stopKeeping();
+        d.emit({ event: 'kept', deploy: d.id, generation: g.number, pid: g.pid, why, ms: d.ms() });
+        this.failures = 0;
+        return g;
+      }
+      const how = g === undefined ? 'not run' : r.how;
+      if (g && r.how === 'not ready') await this.abandon(g);
+      this.failures++;
+      const retryInMs = this.retryPause();
+      const hint = failureHint(how, r.how === 'exited' ? r.status : undefined, g ?? undefined, Date.now() - startedAt);
+      if (hint && hint !== this.lastHint) log(hint);
+      this.lastHint = hint ?? this.lastHint;
       d.emit({
         event: 'start-failed',
         deploy: d.id,
-        generation: this.generation,
+        generation: this.number,
         how,
         ms: d.ms(),
-        ...(pid === undefined ? {} : { pid }),
-        ...('status' in r && r.status !== undefined ? { status: r.status } : {}),
-        ...(tail ? { stderr: tail.tail() } : {}),
+        ...(g ? { pid: g.pid } : {}),
+        ...(r.how === 'exited' && g ? { status: r.status } : {}),
+        ...(g?.tail ? { stderr: g.tail.tail() } : {}),
+        ...(hint ? { hint: hint.replace(/^hint: /, '') } : {}),
+        retryInMs,
       });
-      if (pid !== undefined) this.tails.delete(pid);
-      if (pid === undefined) {
-        // Nothing ran: keep upstream's pace of one attempt per --interval,
-        // and never spin (upstream at least pays for a fork per attempt).
-        await this.inbox.sleep(Math.max(this.opts.interval * 1000, MIN_RETRY_MS) - (Date.now() - started), () => false);
-      }
-      if (++this.consecutiveFailures === FAILURE_HINT_AFTER) {
-        log(
-          'hint: the server keeps exiting during its start; read its output above. A server that binds the port itself instead of using the inherited socket (SERVER_STARTER_PORT) fails with "address in use".',
-        );
-      }
-      if (this.stopRequested()) return 'stopped';
       const outcome = how === 'not ready' ? 'not-ready' : 'start-failed';
       const max = this.opts.maxStartAttempts;
       if (max > 0 && attempt >= max) {
         log(`gave up after ${attempt} failed start${attempt > 1 ? 's' : ''} of this deploy; ${this.servingLine()}`);
-        return outcome;
+        return this.endDeploy(d, outcome);
       }
-      const deadline = d.deadline;
-      if (deadline !== undefined && Date.now() >= deadline) {
+      if (d.deadline !== undefined && startedAt + retryInMs >= d.deadline) {
         log(`gave up: the deploy's caller stopped waiting; ${this.servingLine()}`);
-        return outcome;
+        return this.endDeploy(d, outcome);
       }
+      await this.inbox.sleep(retryInMs - (Date.now() - startedAt), () => this.stopRequested());
     }
   }
 
-  private remember(pid: number): void {
-    this.former.add(pid);
-    if (this.former.size > 64) this.former.delete(this.former.values().next().value as number);
+  /** The pause from one failed start to the next: --interval (at least 100 ms), doubling while starts keep failing. */
+  private retryPause(): number {
+    const base = Math.max(this.opts.interval * 1000, MIN_RETRY_MS);
+    return Math.min(Math.max(MAX_RETRY_MS, base), base * 2 ** Math.min(this.failures - 1, 20));
   }
 
-  /** The first start gave up (--max-start-attempts): nothing to serve with, so stop. */
+  private endDeploy(d: Deploy, outcome: 'stopped' | 'not-ready' | 'start-failed'): undefined {
+    this.updateStatus();
+    d.end(outcome, this.serving());
+    return undefined;
+  }
+
+  /** The first start gave up: nothing to serve with, so stop. */
   private async giveUp(): Promise<number> {
+    if (this.stopRequested()) return this.cleanup(this.inbox.signals.find((s) => STOPS.has(s)) as string);
     log('no generation could be started; exiting');
     await this.cleanup('TERM');
     return 1;
   }
 
   private servingLine(): string {
-    const p = this.current;
-    return p ? `generation ${p.generation} (pid ${p.pid}) keeps serving` : 'no generation is serving';
+    const g = this.gens.serving();
+    return g ? `generation ${g.number} (pid ${g.pid}) keeps serving` : 'no generation is serving';
   }
 
   private stopRequested(): boolean {
-    return this.inbox.signals.some((s) => !TRIGGERS.has(s) && s !== 'USR1' && s !== 'USR2');
+    return this.inbox.signals.some((s) => STOPS.has(s));
   }
 
-  private spawnGeneration(): number | undefined {
-    const token = randomBytes(16).toString('hex');
-    const env: Record<string, string | undefined> = {
+  private spawnGeneration(): Generation | undefined {
+    const token = Generations.newToken();
+    const env: Env = {
       ...this.env,
       SERVER_STARTER_PORT: serverStarterPort(this.listeners),
-      SERVER_STARTER_GENERATION: String(this.generation),
+      SERVER_STARTER_GENERATION: String(this.number),
     };
     if (this.notify) {
       env.NOTIFY_SOCKET = this.notify.path;
@@ -408,11 +429,7 @@ export class Supervisor {
     try {
       const pid = this.os.spawn({ command: this.opts.command, env, fds, cwd: this.opts.dir });
       log(`starting new worker ${pid}`);
-      this.tokens.set(pid, token);
-      this.issued.add(token);
-      if (this.issued.size > RECENT_TOKENS) this.issued.delete(this.issued.values().next().value as string);
-      if (tail) this.tails.set(pid, tail);
-      return pid;
+      return this.gens.spawned(this.number, pid, token, tail);
     } catch (e) {
       const err = e as BatonError;
       log(err.code === 'ENOENT' && err.message.startsWith('failed to chdir') ? err.message : `failed to exec ${err.message}`);
@@ -423,161 +440,122 @@ export class Supervisor {
   }
 
   /**
-   * Upstream's check: the worker is still alive after --interval (cut short by
-   * any signal). With --ready-notify: it sent READY=1 before --ready-timeout
-   * (or before the waiting caller's `deadline`). Either way, other exits are
-   * noted as they come.
+   * Waits until `g` is seen serving (--ready), exits, or is given up on
+   * (--ready-timeout, or the waiting caller's `deadline`); a stop request
+   * ends the wait. Other exits are noted as they come.
    */
-  private async awaitReady(pid: number, deadline: number | undefined): Promise<Readiness> {
-    if (!this.notify) {
-      const end = Date.now() + this.opts.interval * 1000;
-      do {
-        const exit = this.takeExitsFor(pid);
-        if (exit) return this.failedStart(pid, exit.status);
-        if (this.inbox.signals.length > 0) break;
+  private async awaitReady(g: Generation, deadline: number | undefined): Promise<Started> {
+    if (this.judge.timed) {
+      // upstream's rule: alive after --interval; only a stop cuts the wait short
+      const end = g.startedAt + this.opts.interval * 1000;
+      for (;;) {
+        const exit = this.takeExitsFor(g.pid);
+        if (exit) return this.failedStart(g, exit.status);
+        if (this.stopRequested()) return { ok: false, how: 'stopping' };
+        if (Date.now() >= end) return { ok: true, g, how: `alive after ${this.opts.interval} s` };
         await this.inbox.next(Math.max(0, end - Date.now()));
-      } while (Date.now() < end);
-      const exit = this.takeExitsFor(pid);
-      return exit ? this.failedStart(pid, exit.status) : { ready: true };
-    }
-    const readyBy = Math.min(Date.now() + this.opts.readyTimeout * 1000, deadline ?? Number.POSITIVE_INFINITY);
-    for (;;) {
-      if (this.readyMessageFrom(pid)) {
-        const exit = this.takeExitsFor(pid);
-        return exit ? this.failedStart(pid, exit.status) : { ready: true };
       }
-      const exit = this.takeExitsFor(pid);
-      if (exit) return this.failedStart(pid, exit.status);
-      if (this.stopRequested()) return { ready: false, how: 'stopping' };
+    }
+    const readyBy = Math.min(g.startedAt + this.opts.readyTimeout * 1000, deadline ?? Number.POSITIVE_INFINITY);
+    for (;;) {
+      this.readNotifications();
+      const exit = this.takeExitsFor(g.pid);
+      if (exit) return this.failedStart(g, exit.status);
+      if (this.stopRequested()) return { ok: false, how: 'stopping' };
+      const how = this.judge.judge(g);
+      if (how) return { ok: true, g, how };
       if (Date.now() >= readyBy) {
         const within = deadline !== undefined && readyBy === deadline ? "the deploy's time" : `${this.opts.readyTimeout} secs`;
-        log(`new worker ${pid} sent no READY=1 within ${within}, sending TERM and giving up on it`);
-        return this.abandon(pid);
+        if (this.gens.serving()) {
+          log(`new worker ${g.pid} was not seen ready within ${within} (${this.judge.missing(g)}), sending TERM and giving up on it`);
+        }
+        return { ok: false, how: 'not ready' };
       }
-      await this.inbox.next(25);
+      await this.inbox.next(READY_POLL_MS);
     }
   }
 
-  private failedStart(pid: number, status: number): Readiness {
-    log(`new worker ${pid} seems to have failed to start, exit status:${status}`);
-    return { ready: false, how: 'exited', status };
+  private failedStart(g: Generation, status: number): Started {
+    log(`new worker ${g.pid} seems to have failed to start, exit status:${status}`);
+    return { ok: false, how: 'exited', status };
   }
 
-  /**
-   * Gives up on a generation still starting: TERM, and KILL if it outlives the
-   * grace; the caller hears the verdict once it is gone.
-   */
-  private async abandon(pid: number): Promise<Readiness> {
-    this.abandoned.set(pid, this.generation);
-    this.killLater(pid, 'TERM', this.opts.killTimeout > 0 ? this.opts.killTimeout * 1000 : ABANDON_KILL_MS);
+  /** Gives up on a generation still starting: TERM, and KILL if it outlives the grace; resolves once it is gone. */
+  private async abandon(g: Generation): Promise<void> {
+    g.state = 'abandoned';
+    this.signalAll([g.pid], 'TERM', this.abandonKillS());
     for (;;) {
-      const exit = this.takeExitsFor(pid);
+      const exit = this.takeExitsFor(g.pid);
       if (exit) {
-        this.abandoned.delete(pid);
-        log(`abandoned worker ${pid} exited, status:${exit.status}`);
-        return { ready: false, how: 'not ready', status: exit.status };
+        log(`abandoned worker ${g.pid} exited, status:${exit.status}`);
+        return;
       }
       await this.inbox.next(100);
     }
   }
 
-  /** Takes every exit reaped so far: `pid`'s is returned, the others are noted. */
+  /** Takes every exit reaped so far: `pid`'s is returned (and its record dropped), the others are noted. */
   private takeExitsFor(pid: number): Exit | undefined {
     let mine: Exit | undefined;
     for (let e = this.inbox.takeExit(); e; e = this.inbox.takeExit()) {
-      if (e.pid === pid) mine = e;
-      else if (e.pid === this.current?.pid && !this.old.has(e.pid)) {
+      if (e.pid === pid) {
+        mine = e;
+        this.gens.reaped(pid);
+      } else if (this.gens.get(e.pid)?.state === 'serving') {
         // the serving generation died while its successor starts: the successor takes over
         log(`worker ${e.pid} died unexpectedly with status:${e.status}`);
-        this.current = undefined;
+        this.gens.reaped(e.pid);
         this.updateStatus();
       } else this.noteExit(e);
     }
     return mine;
   }
 
-  /**
-   * In a private directory, or at --notify-socket (a path a container can
-   * have mounted). Anyone may write to it: what counts is who sent a
-   * message (the generation's pid, under our uid) or what it holds (the
-   * generation's token).
-   */
-  private openNotifySocket(): void {
-    const dir = this.opts.notifySocket === undefined ? mkdtempSync(join(tmpdir(), 'baton-notify-')) : undefined;
-    const path = this.opts.notifySocket ?? join(dir as string, 'notify.sock');
-    if (dir === undefined) claimSocketPath(path);
-    const fd = native.openSocket({ family: 1, type: 'dgram', path, passCred: true, nonblock: true, mode: 0o622 });
-    this.notify = { path, fd, dir };
-  }
-
-  private closeNotifySocket(): void {
+  /** Takes what the generations said: READY=1, and that they speak sd_notify at all. */
+  private readNotifications(): void {
     if (!this.notify) return;
-    native.closeFd(this.notify.fd);
-    if (this.notify.dir) rmSync(this.notify.dir, { recursive: true, force: true });
-    else claimSocketPath(this.notify.path);
-    this.notify = undefined;
-  }
-
-  /**
-   * Drains the notify socket; true when `pid` itself, or a process holding
-   * its token, sent READY=1. Messages from our other generations (an old
-   * one's STOPPING=1) are taken quietly; anyone else's are logged.
-   */
-  private readyMessageFrom(pid: number): boolean {
-    const notify = this.notify as { fd: number };
-    const token = this.tokens.get(pid);
-    let ready = false;
-    for (let m = native.recvMsg(notify.fd); m; m = native.recvMsg(notify.fd)) {
-      for (const fd of m.fds) native.closeFd(fd);
-      const lines = m.data.split('\n');
-      const ours = m.uid === process.getuid?.();
-      const fromIt = (ours && m.pid === pid) || (token !== undefined && lines.includes(`BATON_READY_TOKEN=${token}`));
-      if (fromIt) {
-        if (lines.includes('READY=1')) ready = true;
-        continue;
-      }
-      const known =
-        m.pid !== undefined && (this.old.has(m.pid) || this.abandoned.has(m.pid) || this.former.has(m.pid) || m.pid === this.current?.pid);
-      if ((ours && known) || lines.some((l) => l.startsWith('BATON_READY_TOKEN=') && this.issued.has(l.slice(18)))) continue;
-      log(`ignored a notification from pid ${m.pid} uid ${m.uid}: only generation ${this.generation} (pid ${pid}) may report readiness`);
+    const starting = this.gens.inState('starting');
+    const notes = this.notify.drain(
+      starting,
+      (pid, token) => this.gens.known(pid, token),
+      (pid, uid) => {
+        const g = starting[0];
+        log(
+          `ignored a notification from pid ${pid} uid ${uid}: only generation ${g?.number ?? this.number}${g ? ` (pid ${g.pid})` : ''} may report readiness`,
+        );
+      },
+    );
+    for (const n of notes) {
+      const g = this.gens.get(n.from.pid);
+      if (!g) continue;
+      g.notifies = true;
+      if (n.lines.includes('READY=1')) g.readySent = true;
     }
-    return ready;
   }
 
   private async cleanup(sig: string): Promise<number> {
     const termSignal = sig === 'TERM' ? this.opts.signalOnTerm : 'TERM';
-    if (this.current) this.old.set(this.current.pid, this.current.generation);
-    this.current = undefined;
     this.deploys.stopAll(undefined);
-    const pids = this.oldPids();
-    log(`received ${sig}, sending ${termSignal} to all workers:${pids.join(',')}`);
+    const live = this.gens.all();
+    const pids = live.filter((g) => g.state !== 'abandoned').map((g) => g.pid);
+    log(`received ${sig}, sending ${termSignal} to all workers:${pids.sort((a, b) => a - b).join(',')}`);
+    for (const g of live) if (g.state !== 'abandoned') g.state = 'draining';
     this.signalAll(pids, termSignal);
-    for (const [pid] of this.abandoned) this.old.set(pid, 0);
-    while (this.old.size > 0) {
+    while (this.gens.size > 0) {
       const exit = this.inbox.takeExit();
       if (!exit) {
         await this.inbox.next();
         continue;
       }
+      if (!this.gens.reaped(exit.pid)) continue;
       log(`worker ${exit.pid} died, status:${exit.status}`);
-      this.old.delete(exit.pid);
-      this.abandoned.delete(exit.pid);
       this.updateStatus();
     }
     log('exiting');
     return 0;
   }
 
-  private oldPids(): number[] {
-    return [...this.old.keys()].sort((a, b) => a - b);
-  }
-
-  /** Sends `sig` now and KILL after `ms` if the process is still one of ours. */
-  private killLater(pid: number, sig: string, ms: number): void {
-    this.signalAll([pid], sig, ms / 1000);
-  }
-
-  /** Sends `sig` to each pid; with a kill timeout (--kill-timeout), KILLs those that outlive it. */
+  /** Sends `sig` to each pid; with a kill timeout (--kill-timeout), KILLs those still ours that outlive it. */
   private signalAll(pids: readonly number[], sig: string, killAfter = this.opts.killTimeout): void {
     for (const pid of pids) {
       try {
@@ -589,7 +567,8 @@ export class Supervisor {
     if (killAfter <= 0 || pids.length === 0) return;
     setTimeout(() => {
       for (const pid of pids) {
-        if (!this.old.has(pid) && !this.abandoned.has(pid)) continue;
+        const g = this.gens.get(pid);
+        if (!g || g.state === 'serving' || g.state === 'starting') continue;
         log(`worker ${pid} still alive ${killAfter} secs after ${sig}, sending KILL`);
         try {
           this.os.kill(pid, 'KILL');
@@ -603,13 +582,21 @@ export class Supervisor {
   private updateStatus(): void {
     const file = this.opts.statusFile;
     if (!file) return;
-    const entries = [...this.old].map(([pid, generation]) => ({ pid, generation }));
-    if (this.current && !this.old.has(this.current.pid)) entries.push(this.current);
+    const entries = this.gens.inState('serving', 'draining', 'stopping').map((g) => ({ pid: g.pid, generation: g.number }));
     try {
       this.os.writeStatus(file, entries);
       this.statusWritten = true;
     } catch (e) {
       log(`failed to write status file ${file}: ${(e as Error).message}`);
     }
+  }
+}
+
+/** The inode of a listening socket we hold (none for one the tests stand in for). */
+function inodeOf(fd: number): number[] {
+  try {
+    return [socketInode(fd)];
+  } catch {
+    return [];
   }
 }

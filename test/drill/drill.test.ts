@@ -98,9 +98,36 @@ test('--url with --deploy drills a server it did not start', async (t) => {
   ]);
   assert.equal(r.code, 0, r.out + r.err);
   assert.match(r.out, /verdict: PASS - \d+ requests through 3 deploys/);
+  // the drill cannot tell when the old generation went: it says so, and gives only the command's time
+  assert.match(r.out, /deploy +1 at [\d.]+ s: not followed \(the deploy command ran [\d.]+ ms\)/);
+  assert.doesNotMatch(r.out, /gone after/);
   assert.ok((s.stderr().match(/new worker is now running/g) ?? []).length >= 3);
   s.child.kill('SIGTERM');
   await s.exited;
+});
+
+test("the pre-check sends the drill's own request: a POST-only route is drilled with POST", async (t) => {
+  const r = await drill(t, [
+    '--method=POST',
+    '--request-path=/echo',
+    '--connections=4',
+    '--',
+    process.execPath,
+    join(FIXTURES, 'post-only-app.ts'),
+  ]);
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /verdict: PASS/);
+  // --check-path waits on a GET of another path instead
+  const c = await drill(t, [
+    '--method=POST',
+    '--request-path=/echo',
+    '--check-path=/health',
+    '--deploys=1',
+    '--',
+    process.execPath,
+    join(FIXTURES, 'post-only-app.ts'),
+  ]);
+  assert.equal(c.code, 0, c.out + c.err);
 });
 
 test('--rate is an open loop (requests start on schedule), --think paces each connection', async (t) => {
@@ -161,7 +188,8 @@ test('bad drill options: one-line errors, exit 1', async (t) => {
     [['--every=0', '--', 'x'], /--every must be a positive number/],
     [['--method=PUT', '--', 'x'], /--method must be one of GET, POST/],
     [['--bogus', '--', 'x'], /Unknown option: bogus/],
-    [['--path=x', '--', 'x'], /--path must start with \//],
+    [['--path=x', '--', 'x'], /--request-path must start with \//],
+    [['--check-path=x', '--', 'x'], /--check-path must start with \//],
     [['--expect-sha256=abc', '--', 'x'], /--expect-sha256 must be 64 hex digits/],
     [['--expect-sha256', 'a'.repeat(64), '--method=POST', '--', 'x'], /--expect-sha256 is for GET/],
   ] as const) {

@@ -153,7 +153,9 @@ test('the command gets fd 3 as SERVER_STARTER_PORT and as LISTEN_FDS with its ow
     `SERVER_STARTER_PORT=127.0.0.1:${port}=3 LISTEN_FDNAMES=127.0.0.1:${port} NOTIFY_SOCKET=None\n`,
   );
   assert.equal(r.stdout(), '', 'nothing of ours on stdout');
-  assert.match(r.stderr(), /could not notify \/nonexistent\/notify/);
+  // READY=1 is sent once the command itself waits for connections on fd 3
+  await waitFor('ready', () => /python3 accepts on 127\.0\.0\.1:\d+ \(pid \d+: (poll|select|epoll) on fd 3\); ready/.test(r.stderr()));
+  await waitFor('notify tried', () => /could not notify \/nonexistent\/notify/.test(r.stderr()));
   r.child.kill('SIGTERM');
   const { code } = await r.exited;
   assert.equal(code, 0, r.stderr());

@@ -13,6 +13,8 @@ function stage(args: string[]) {
   const action = parseArgs([...args, '--', 'app']);
   const options = (action as { options: StartServerOptions }).options;
   const events: string[] = [];
+  /** When each spawn happened (ms). */
+  const spawnedAt: number[] = [];
   const exits: Array<[number, number]> = [];
   /** Generations that exit as soon as they are started (a broken release). */
   let failing = 0;
@@ -22,6 +24,7 @@ function stage(args: string[]) {
     spawn: () => {
       const pid = nextPid++;
       events.push(`spawn ${pid}`);
+      spawnedAt.push(performance.now());
       if (failing > 0) {
         failing--;
         exits.push([pid, 256]);
@@ -37,6 +40,7 @@ function stage(args: string[]) {
   const done = supervisor.run();
   return {
     events,
+    spawnedAt,
     done,
     signal: (sig: string) => inbox.push(sig),
     exit: (pid: number, status = 0) => {
@@ -90,4 +94,42 @@ test('--signal-on-hup picks the signal for old generations; a worker that dies o
   await s.saw('kill 1002 TERM');
   s.exit(1002);
   assert.equal(await s.done, 0);
+});
+
+test('failed starts are paced: --interval (100 ms at least) doubling while they fail; a success resets the pace', async () => {
+  const s = stage(['--interval=0']);
+  await s.saw('spawn 1000');
+  s.failNext(3);
+  s.signal('HUP');
+  await s.saw('kill 1000 TERM');
+  s.exit(1000);
+  s.failNext(1);
+  s.signal('HUP');
+  await s.saw('kill 1004 TERM');
+  const gap = (i: number) => (s.spawnedAt[i] as number) - (s.spawnedAt[i - 1] as number);
+  // attempts 1001-1003 fail: 100, 200, 400 ms; after 1004 served, 1005 fails: 100 ms again
+  for (const [i, want] of [
+    [2, 100],
+    [3, 200],
+    [4, 400],
+    [6, 100],
+  ] as const) {
+    assert.ok(gap(i) >= want - 5 && gap(i) < want + 150, `attempt ${i}: ${gap(i).toFixed(0)} ms after the one before, want ${want}`);
+  }
+  s.exit(1004);
+  s.signal('TERM');
+  await s.saw('kill 1006 TERM');
+  s.exit(1006);
+  assert.equal(await s.done, 0);
+});
+
+test('TERM queued behind a HUP stops at once: nothing new is started', async () => {
+  const s = stage(['--interval=0']);
+  await s.saw('spawn 1000');
+  s.signal('HUP');
+  s.signal('TERM');
+  await s.saw('kill 1000 TERM');
+  s.exit(1000);
+  assert.equal(await s.done, 0);
+  assert.deepEqual(s.events, ['spawn 1000', 'kill 1000 TERM']);
 });

@@ -66,7 +66,7 @@ test('a good release: exit 0, every phase reported, the new code answers', async
   const r = await x.deploy();
   assert.equal(r.code, 0, r.out + r.err);
   assert.match(r.out, /^generation 2 started as pid \d+$/m);
-  assert.match(r.out, /^generation 2 \(pid \d+\) ready after \d+ ms$/m);
+  assert.match(r.out, /^generation 2 \(pid \d+\) ready after \d+ ms \(READY=1, and pid \d+ waits for connections \(epoll on fd \d+\)\)$/m);
   assert.match(r.out, /^generation 1 \(pid \d+\) told to stop \(TERM\)$/m);
   assert.match(r.out, /^generation 1 \(pid \d+\) gone after \d+ ms$/m);
   assert.match(r.out, /^deployed: generation 2 \(pid \d+\) serves; ready after \d+ ms, the old generations gone after \d+ ms$/m);
