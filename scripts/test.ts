@@ -37,6 +37,7 @@ const LOAD_LANE = [
   'test/serve/reuseport.test.ts',
   'test/serve/zero-loss.test.ts',
   'test/start_server/interop.test.ts',
+  'test/start_server/never-down.test.ts',
 ];
 /**
  * A test that sets no timeout of its own fails after this long instead of

@@ -13,7 +13,7 @@
 //   (a full disk, /dev/full, a dead log pipe) are dropped, and a message to
 //   a master that is gone is dropped too (the worker then drains and exits).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type Graceful, graceful } from '../lib/graceful.ts';
+import { type Graceful, graceful } from '../lib/graceful/index.ts';
 import { flushCompileCacheNow } from '../process/compile-cache.ts';
 import { logger } from '../process/log.ts';
 import { loadApp } from './app.ts';

@@ -4,7 +4,7 @@ import { Agent, createServer, request } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { graceful, nodeConnectionList } from '../../src/lib/graceful.ts';
+import { graceful, nodeConnectionList } from '../../src/lib/graceful/index.ts';
 
 async function start(handler: Parameters<typeof createServer>[1]) {
   const server = createServer(handler);
@@ -90,3 +90,60 @@ test("by default an idle keep-alive connection is kept as long as Node would kee
   await closed;
   assert.ok(Date.now() - t0 >= 950, `closed after ${Date.now() - t0} ms, before Node itself would have closed it`);
 });
+
+test('the idle rule, on its own: a quiet connection is closed after idleMs, never one with bytes waiting unread in the kernel', async () => {
+  const { createServer: createNetServer } = await import('node:net');
+  const { IdleSweep } = await import('../../src/lib/graceful/idle.ts');
+  const accepted: import('node:net').Socket[] = [];
+  // Node reads nothing: what arrives stays in the kernel
+  const server = createNetServer({ pauseOnConnect: true }, (s) => accepted.push(s));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const quiet = connect({ port, host: '127.0.0.1' }).resume();
+  const talking = connect({ port, host: '127.0.0.1' });
+  await once(talking, 'connect');
+  talking.write('GET / HTTP/1.1\r\n');
+  await sleep(100);
+  const sweep = new IdleSweep(200);
+  const t0 = Date.now();
+  assert.equal(sweep.sweep(accepted, undefined, t0), 0);
+  assert.equal(sweep.sweep(accepted, undefined, t0 + 100), 0, 'not quiet for long enough yet');
+  const closed = sweep.sweep(accepted, undefined, t0 + 250);
+  assert.equal(closed, 1, `only the quiet one (closed ${closed}; bytesRead ${accepted.map((s) => s.bytesRead)})`);
+  await once(quiet, 'close');
+  assert.equal(talking.destroyed, false);
+  talking.destroy();
+  server.close();
+});
+
+test("long-lived connections, on their own: an event stream begun before the drain is the app's until the bound, then ended with a retry hint", async () => {
+  const { Connections } = await import('../../src/lib/graceful/connections.ts');
+  const { LongLived } = await import('../../src/lib/graceful/long-lived.ts');
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    res.write('data: hello\n\n');
+  });
+  const conns = new Connections(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  let text = '';
+  const ended = new Promise<void>((resolve) => {
+    request({ port: (server.address() as { port: number }).port, host: '127.0.0.1' }, (res) => {
+      res.on('data', (d) => {
+        text += d;
+      });
+      res.on('end', resolve);
+    }).end();
+  });
+  await waitForText(() => text.includes('hello'));
+  const long = new LongLived(conns);
+  long.noteBegun();
+  assert.equal(long.endEventStreams(false), 0, 'begun before the drain: left to the app');
+  assert.equal(long.endAll(), 1);
+  await ended;
+  assert.match(text, /\nretry: 100\n\n$/);
+  server.close();
+});
+
+async function waitForText(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await sleep(10);
+}

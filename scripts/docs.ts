@@ -1,0 +1,49 @@
+// The parts of docs/ that are generated from the code, so they are written
+// once: each block between `<!-- generated: NAME -->` and `<!-- end -->` is
+// what GENERATORS[NAME] prints. `node scripts/docs.ts` rewrites them;
+// `--check` only says which differ (test/docs.test.ts runs it).
+import { globSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ERRORS } from '../src/errors.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+
+const GENERATORS: Record<string, () => string> = {
+  errors: () =>
+    [
+      '| code | exit | what |',
+      '| ---- | ---- | ---- |',
+      ...Object.entries(ERRORS).map(([code, e]) => `| \`${code}\` | ${e.exit} | ${e.meaning} |`),
+      "| `EADDRINUSE`, `ENOENT`, `EACCES`, `EEXIST`, … | the errno (98, 2, 13, 17) | a system call failed: the errno name is the code, as Perl's `die` exits |",
+    ].join('\n'),
+};
+
+const BLOCK = /(<!-- generated: ([a-z0-9:-]+) -->\n)([\s\S]*?)(<!-- end -->)/g;
+
+export function regenerate(text: string): string {
+  return text.replace(BLOCK, (_m, open: string, name: string, _old: string, close: string) => {
+    const gen = GENERATORS[name];
+    if (!gen) throw new Error(`no generator for "${name}"`);
+    return `${open}${gen()}\n${close}`;
+  });
+}
+
+export function docFiles(): string[] {
+  return ['README.md', ...globSync('docs/**/*.md', { cwd: ROOT })].map((f) => join(ROOT, f));
+}
+
+if (import.meta.main) {
+  const check = process.argv.includes('--check');
+  const stale: string[] = [];
+  for (const file of docFiles()) {
+    const text = readFileSync(file, 'utf8');
+    const next = regenerate(text);
+    if (next === text) continue;
+    stale.push(file);
+    if (!check) writeFileSync(file, next);
+  }
+  if (check && stale.length) {
+    process.stderr.write(`generated blocks out of date (run node scripts/docs.ts): ${stale.join(', ')}\n`);
+    process.exitCode = 1;
+  }
+}

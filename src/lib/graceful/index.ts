@@ -1,0 +1,142 @@
+// Graceful shutdown of an http.Server that loses no request, keep-alive
+// connections included. Its phases, each in a module of its own:
+// 1. hand a SO_REUSEPORT port over (listen({ reusePort }) only: the port is
+//    never left empty);
+// 2. stop accepting, without closing any established connection because it
+//    looks idle at that instant: a keep-alive client may already have its
+//    next request on the wire;
+// 3. every response not yet started carries `Connection: close`, so Node
+//    ends the connection right after it;
+// 4. sweep: a connection is closed by us only once it is truly idle
+//    (idle.ts);
+// 5. long-lived connections (WebSockets, event streams) are ended by the app
+//    on the drain signal, or for it at `longLivedMs` (long-lived.ts);
+// 6. resolve when no connection is left, or at `timeoutMs`, when the
+//    remaining connections are destroyed.
+// Never http.Server#close() here: it also closes idle keep-alive connections
+// (one lost request per connection under a busy client).
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import { Server as NetServer } from 'node:net';
+import { DRAIN_TIMEOUT_S, GRACEFUL_TIMEOUT_S, HANDOVER_TIMEOUT_S } from '../../defaults.ts';
+import { handOverPort } from '../../net/reuseport/index.ts';
+import { startDraining } from '../draining.ts';
+import { reuseportBinding } from '../listen.ts';
+import { Connections } from './connections.ts';
+import { currentResponse, IdleSweep, idleCloseMs } from './idle.ts';
+import { LongLived } from './long-lived.ts';
+
+export { nodeConnectionList } from './connections.ts';
+
+export interface GracefulOptions {
+  /** How long a connection must be quiet before it is closed (default: the server's keepAliveTimeout plus Node's keepAliveTimeoutBuffer). */
+  idleMs?: number;
+  /** Give up waiting and destroy what is left after this long (default 30 s). */
+  timeoutMs?: number;
+  /**
+   * With listen({ reusePort }): the longest wait, before we stop accepting,
+   * for another instance to listen on the port (default 30 s).
+   */
+  handoverTimeoutMs?: number;
+  /**
+   * Long-lived connections (upgraded, event streams) still open this long
+   * after the drain starts are ended for the app (default 10 s).
+   */
+  longLivedMs?: number;
+  /** Told how many long-lived connections were ended at `longLivedMs`, if any. */
+  onLongLivedEnded?: (count: number) => void;
+}
+
+export interface Graceful {
+  /** Stops accepting and drains; resolves to how it ended. */
+  shutdown(): Promise<'drained' | 'timeout'>;
+  readonly draining: boolean;
+  /** Connections currently open (upgraded ones included). */
+  readonly connections: number;
+  /** Upgraded connections currently open (WebSockets and the like). */
+  readonly upgraded: number;
+}
+
+const SWEEP_MS = 20;
+
+function markClose(res: ServerResponse): void {
+  if (!res.headersSent && !res.hasHeader('connection')) res.setHeader('Connection', 'close');
+}
+
+function onRequestWhileDraining(_req: IncomingMessage, res: ServerResponse): void {
+  markClose(res);
+}
+
+/** Phase 2: no new connection reaches this server (its reuse-port fronts, or its own listener, close). */
+function stopAccepting(server: HttpServer): void {
+  const binding = reuseportBinding(server);
+  if (binding) for (const front of binding.fronts) front.close();
+  else NetServer.prototype.close.call(server);
+}
+
+export function graceful(server: HttpServer, options: GracefulOptions = {}): Graceful {
+  const timeoutMs = options.timeoutMs ?? GRACEFUL_TIMEOUT_S * 1000;
+  const longLivedMs = options.longLivedMs ?? DRAIN_TIMEOUT_S * 1000;
+  const connections = new Connections(server);
+  let draining = false;
+  let done: Promise<'drained' | 'timeout'> | undefined;
+
+  async function handOver(): Promise<void> {
+    const binding = reuseportBinding(server);
+    if (binding) await handOverPort(binding.group, options.handoverTimeoutMs ?? HANDOVER_TIMEOUT_S * 1000, (m) => process.emitWarning(m));
+  }
+
+  function drain(): Promise<'drained' | 'timeout'> {
+    draining = true;
+    stopAccepting(server);
+    server.prependListener('request', onRequestWhileDraining);
+    for (const socket of connections.http()) {
+      const res = currentResponse(socket);
+      if (res) markClose(res);
+    }
+    const longLived = new LongLived(connections);
+    longLived.noteBegun();
+    startDraining('the server is shutting down');
+    const idle = new IdleSweep(options.idleMs ?? idleCloseMs(server));
+    const longDeadline = Date.now() + longLivedMs;
+    const deadline = Date.now() + timeoutMs;
+    let boundReached = false;
+    return new Promise((resolve) => {
+      const sweep = setInterval(() => {
+        const now = Date.now();
+        const open = connections.http();
+        idle.sweep(open, connections.receiving(open), now);
+        // streams begun during the drain came on a kept-alive connection (most
+        // likely a client reconnecting): ended at once to come back elsewhere;
+        // past the bound, every long-lived connection goes
+        if (now < longDeadline) longLived.endEventStreams(false);
+        else {
+          const ended = longLived.endAll();
+          if (!boundReached && ended > 0) options.onLongLivedEnded?.(ended);
+          boundReached = true;
+        }
+        if ((open.length === 0 && connections.upgraded.size === 0) || now >= deadline) {
+          clearInterval(sweep);
+          const left = [...connections.http(), ...connections.upgraded.keys()];
+          for (const socket of left) socket.destroy();
+          resolve(left.length > 0 ? 'timeout' : 'drained');
+        }
+      }, SWEEP_MS);
+    });
+  }
+
+  return {
+    shutdown: () => {
+      done ??= handOver().then(drain);
+      return done;
+    },
+    get draining() {
+      return draining;
+    },
+    get connections() {
+      return connections.count;
+    },
+    get upgraded() {
+      return connections.upgraded.size;
+    },
+  };
+}
