@@ -8,5 +8,5 @@ RUN npm install --omit=dev --ignore-scripts baton
 COPY . .
 # PID 1 is the baton serve master itself (no npm or shell in between), so the
 # TERM that docker forwards reaches it.
-ENTRYPOINT ["node", "node_modules/baton/dist/cli/baton.js", "serve", "app.js", "--reuse-port"]
+ENTRYPOINT ["node", "node_modules/baton-deploy/dist/cli/baton.js", "serve", "app.js", "--reuse-port"]
 CMD ["--port=8080"]

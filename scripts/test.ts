@@ -34,6 +34,8 @@ const LOAD_LANE = [
   'test/serve/log-failure.test.ts',
   'test/serve/overload.test.ts',
   'test/serve/real-apps.test.ts',
+  'test/serve/frameworks.test.ts',
+  'test/serve/script-apps.test.ts',
   'test/serve/reuseport.test.ts',
   'test/serve/zero-loss.test.ts',
   'test/start_server/interop.test.ts',

@@ -19,5 +19,5 @@ if [ -n "${NOTIFY_SOCKET:-}" ]; then
 fi
 exec docker run --rm --net=host "$@" --name "myapp-$(date +%s%N)" \
   --entrypoint node "${IMAGE:-myapp:latest}" \
-  node_modules/baton/dist/cli/baton.js reuseport-exec --port="${PORT:-8080}" -- \
+  node_modules/baton-deploy/dist/cli/baton.js reuseport-exec --port="${PORT:-8080}" -- \
   plackup -s Starlet --max-workers=4 app.psgi

@@ -1,5 +1,7 @@
 /** @type {import('next').NextConfig} */
 export default {
-  // baton serve is the server; no telemetry from a build in CI
   poweredByHeader: false,
+  // also the self-contained server.js Next's docs deploy with (`node
+  // .next/standalone/server.js`), run unchanged by `baton serve`
+  output: 'standalone',
 };

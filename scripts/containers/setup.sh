@@ -90,7 +90,7 @@ cp "$root/test/fixtures/container-plain-server.js" "$rootfs/app/plain-server.js"
 
 tar -C "$rootfs" -cf - . | podman import -q \
   --change 'WORKDIR /app' \
-  --change 'ENTRYPOINT ["/usr/bin/node", "/app/node_modules/baton/dist/cli/baton.js"]' \
+  --change 'ENTRYPOINT ["/usr/bin/node", "/app/node_modules/baton-deploy/dist/cli/baton.js"]' \
   - "$IMAGE" >/dev/null
 
 rm -f "$CTR_HOME/podman.sock"

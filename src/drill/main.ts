@@ -26,14 +26,19 @@ export const DRILL_OPTIONS = {
     defaultText: 'closed loop over --connections',
     help: 'open loop: start N requests per second however slow the answers',
   },
-  method: { kind: 'choice', choices: ['GET', 'POST'], default: 'GET', help: 'POST sends random bodies the server must echo as sha256' },
+  method: {
+    kind: 'choice',
+    choices: ['GET', 'POST'],
+    default: 'GET',
+    help: 'POST sends random bodies the server must echo as sha256\n(or answer as --expect-sha256 says)',
+  },
   'body-bytes': { kind: 'integer', min: 0, default: 1024, help: 'POST body size' },
   'request-timeout': { kind: 'seconds', default: 5, aliases: ['timeout'], help: 'a request with no response by then is "timeout"' },
   'expect-status': { kind: 'integer', min: 100, max: 599, default: 200, help: 'the status every response must have' },
   'expect-sha256': {
     kind: 'string',
     placeholder: 'HEX',
-    help: 'GET: every response body must have this sha256 (a static file:\nsha256sum FILE), else it is a body-mismatch',
+    help: 'every response body must have this sha256 (a static file: sha256sum\nFILE), else it is a body-mismatch; with POST, instead of the sha256 of\nthe body sent (an app that answers every POST the same)',
   },
   'request-path': { kind: 'string', placeholder: '/p', default: '/', aliases: ['path'], help: 'the path requested, with a server command' },
   'check-path': {
@@ -95,8 +100,6 @@ export async function drillMain(argv: string[]): Promise<number> {
       throw usage(`${name} must start with / and hold no spaces or # (got ${JSON.stringify(p)})`);
   const sha = v['expect-sha256'];
   if (sha !== undefined && !/^[0-9a-f]{64}$/i.test(sha)) throw usage(`--expect-sha256 must be 64 hex digits (got ${JSON.stringify(sha)})`);
-  if (sha !== undefined && v.method === 'POST')
-    throw usage('--expect-sha256 is for GET: a POST is checked against the sha256 of its own body');
   const every = v.every;
   const timeout = v['request-timeout'];
   const method = v.method;

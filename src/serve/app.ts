@@ -17,6 +17,7 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { BatonError } from '../errors.ts';
 import { logLine } from '../process/log.ts';
+import { appLoadError } from './app-error.ts';
 
 type FetchHandler = (request: Request) => Response | Promise<Response>;
 
@@ -88,7 +89,7 @@ export async function toListener(exported: unknown, depth = 0): Promise<RequestL
   }
   throw new BatonError(
     'ERR_BATON_APP',
-    `the app module must export a request listener (req, res), a fetch handler (request) => Response, an object with fetch(), or a factory returning one (got ${exported === null ? 'null' : typeof exported})`,
+    `it must export a request listener (req, res), a fetch handler (request) => Response, an object with fetch(), or a factory returning one, or call listen() itself (got ${exported === null ? 'null' : typeof exported})`,
   );
 }
 
@@ -105,25 +106,40 @@ function hook<T>(mod: Record<string, unknown>, name: string): T | undefined {
   const cjs = mod['module.exports'] as Record<string, unknown> | undefined;
   const fn = mod[name] ?? (cjs && typeof cjs === 'object' ? cjs[name] : undefined);
   if (fn === undefined) return undefined;
-  if (typeof fn !== 'function')
-    throw new BatonError('ERR_BATON_APP', `the app module's \`${name}\` export must be a function (got ${typeof fn})`);
+  if (typeof fn !== 'function') throw new BatonError('ERR_BATON_APP', `its \`${name}\` export must be a function (got ${typeof fn})`);
   return fn as T;
 }
 
-export async function loadApp(path: string): Promise<LoadedApp> {
+/** Imports the app module (its top-level code runs: a script that listens does so now). */
+export async function importApp(path: string): Promise<Record<string, unknown>> {
   const full = isAbsolute(path) ? path : resolve(path);
-  let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(full).href)) as Record<string, unknown>;
+    return (await import(pathToFileURL(full).href)) as Record<string, unknown>;
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(full))
-      throw new BatonError('ERR_BATON_APP', `app module not found: ${full}`);
-    throw e;
+    throw appLoadError(e, full);
   }
-  return {
-    listener: await toListener('default' in mod ? mod.default : mod),
-    upgrade: hook<UpgradeHandler>(mod, 'upgrade'),
-    attach: hook<(server: Server) => unknown>(mod, 'attach'),
-  };
+}
+
+/** What the module exports for serving: the default export, or a CommonJS module's exports. */
+function exported(mod: Record<string, unknown>): unknown {
+  return 'default' in mod ? mod.default : mod;
+}
+
+/** Whether the module exports nothing at all (a script that serves by listening itself). */
+export function exportsNothing(mod: Record<string, unknown>): boolean {
+  const e = exported(mod);
+  return e === undefined || (typeof e === 'object' && e !== null && Object.keys(e).length === 0);
+}
+
+/** The request listener and hooks a module exports (see the top of this file). */
+export async function servingExports(mod: Record<string, unknown>, path: string): Promise<LoadedApp> {
+  try {
+    return {
+      listener: await toListener(exported(mod)),
+      upgrade: hook<UpgradeHandler>(mod, 'upgrade'),
+      attach: hook<(server: Server) => unknown>(mod, 'attach'),
+    };
+  } catch (e) {
+    throw e instanceof BatonError ? new BatonError('ERR_BATON_APP', `cannot serve the app ${path}: ${e.message}`) : appLoadError(e, path);
+  }
 }

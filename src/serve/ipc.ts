@@ -17,9 +17,17 @@ export interface WorkerConfig {
   readyPath: string | undefined;
   /** Started while the instance is going away (--shutdown-delay): unready from the start. */
   unready: boolean;
+  /** An app that listens by itself: its listen on this port is the one served (default: its first). */
+  appPort: number | undefined;
+  /** An app that exports nothing must call listen() within this long. */
+  listenTimeoutMs: number;
 }
 
 /** What the master tells a worker over IPC (besides TERM). */
 export type MasterMessage = { type: 'stop' } | { type: 'unready' };
 
-export type WorkerMessage = { type: 'listening' } | { type: 'recycle'; handled: number };
+export type WorkerMessage =
+  | { type: 'listening' }
+  | { type: 'recycle'; handled: number }
+  /** It cannot start: one line saying why (a module that cannot be loaded). */
+  | { type: 'failed'; message: string };

@@ -1,5 +1,5 @@
 // `baton serve app.js [options]`: the prefork HTTP server.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
@@ -69,6 +69,18 @@ export const SERVE_OPTIONS = {
     default: DRAIN_TIMEOUT_S,
     help: 'long-lived connections (WebSockets, event streams) a stopping worker\nstill has this long after the drain signal are ended for the app:\nclose code 1001, the end of the stream',
   },
+  'app-port': {
+    kind: 'integer',
+    min: 0,
+    max: 65535,
+    defaultText: 'its first listen',
+    help: "an app that listens by itself: its listen() on this port is the one\nserved on baton's socket; its other listens (an admin or metrics port)\nbind as asked, in every worker (SO_REUSEPORT)",
+  },
+  'listen-timeout': {
+    kind: 'seconds',
+    default: 30,
+    help: 'an app module that exports no handler must call listen() within this long',
+  },
   help: { kind: 'flag', help: 'this text' },
 } as const satisfies OptionTable;
 
@@ -78,7 +90,10 @@ export const SERVE_USAGE = `Usage: baton serve <app module> [options]
 
 The app module's default export (or module.exports) is a request listener
 (req, res), a fetch handler (request) => Response, an object with fetch(), or
-a factory returning one of those. Optional named exports: upgrade(req, socket,
+a factory returning one of those. Or it is a script that listens by itself
+(app.listen(3000), fastify.listen(), Next.js's standalone server.js): each
+worker runs it unchanged, its listen() goes to the socket baton serves, and
+PORT and HOST say what that is. Optional named exports: upgrade(req, socket,
 head) handles upgrades (WebSockets), attach(server) gets each http.Server
 before it listens (socket.io). On stop, the \`draining\` signal exported by
 baton aborts: end WebSockets (1001) and event streams then.
@@ -90,6 +105,8 @@ Workers:
 ${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'request-timeout', 'keepalive-timeout', 'graceful-timeout', 'drain-timeout'])}
 Shutting down behind a load balancer (Kubernetes):
 ${section(['shutdown-delay', 'ready-path'])}
+An app that calls listen() itself (app.listen(3000), a framework's server):
+${section(['app-port', 'listen-timeout'])}
 Signals to the master: HUP reloads (new workers with fresh code, then the old
 ones retire), TERM/INT/QUIT stop gracefully. With NOTIFY_SOCKET set, READY=1 is
 sent once every worker listens (use start_server --ready-notify).
@@ -142,6 +159,8 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (rest.length !== 1) throw usage(rest.length === 0 ? 'give the app module to serve' : `one app module only (got ${rest.join(' ')})`);
   const app = resolve(rest[0] as string);
   if (!existsSync(app)) throw new BatonError('ERR_BATON_APP', `app module not found: ${app}`);
+  if (statSync(app).isDirectory())
+    throw new BatonError('ERR_BATON_APP', `${app} is a directory: give the app's entry file (server.js, say)`);
   const ms = (s: number) => s * 1000;
   const readyPath = v['ready-path'];
   if (readyPath !== undefined && !/^\/[^?#\s]*$/.test(readyPath))
@@ -161,6 +180,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     backlog: v.backlog ?? systemBacklog(),
     handoverTimeoutMs: ms(v['handover-timeout']),
     compileCache: compileCacheDir(process.env.BATON_COMPILE_CACHE),
+    appPort: v['app-port'],
+    listenTimeoutMs: ms(v['listen-timeout']),
   };
   const handover = chooseHandover(v.handover, false);
   warnLowOpenFilesLimit(log);

@@ -20,6 +20,7 @@
 //   second TERM cuts the delay short.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { native } from '../net/native.ts';
 import { handOverPort, type ReuseportGroupMember } from '../net/reuseport/index.ts';
 import { HandoffOffer, type TakenOver } from '../net/socket-handoff.ts';
 import { logger } from '../process/log.ts';
@@ -53,6 +54,9 @@ export interface ServeConfig {
   readyPath: string | undefined;
   /** On TERM, serve on (unready) this long before stopping. */
   shutdownDelayMs: number;
+  /** An app that listens by itself: which of its listens is served (default: its first). */
+  appPort: number | undefined;
+  listenTimeoutMs: number;
 }
 
 export interface HandoffConfig {
@@ -73,14 +77,20 @@ export interface WorkerProcess {
 }
 
 /** Starts a worker process with `config`, the listening sockets at fds 4... */
-export type WorkerLauncher = (config: WorkerConfig, fds: number[], compileCache: string | undefined) => WorkerProcess;
+export type WorkerLauncher = (
+  config: WorkerConfig,
+  fds: number[],
+  compileCache: string | undefined,
+  env: Record<string, string>,
+) => WorkerProcess;
 
 /** A real worker: this Node running worker.ts, IPC on fd 3, the sockets from fd 4. */
-export const launchWorker: WorkerLauncher = (config, fds, compileCache) =>
+export const launchWorker: WorkerLauncher = (config, fds, compileCache, appEnv) =>
   spawn(process.execPath, [...process.execArgv, WORKER_ENTRY], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
     env: {
       ...process.env,
+      ...appEnv,
       BATON_SERVE_WORKER: JSON.stringify(config),
       // set at start-up, the cache covers the worker's own modules as well as the app's
       ...(compileCache === undefined ? {} : { NODE_COMPILE_CACHE: compileCache }),
@@ -99,9 +109,22 @@ interface Worker {
   retireTimer?: NodeJS.Timeout;
   /** It reported listening at least once (state may have moved on to stopping). */
   listened: boolean;
+  /** Why it cannot start, as it said (an app that cannot be loaded). */
+  failure?: string;
 }
 
 const log = logger('baton serve: ');
+
+/** PORT and HOST of the socket served, for apps that read them (TCP only). */
+function appEnvironment(fd: number | undefined): Record<string, string> {
+  if (fd === undefined) return {};
+  try {
+    const a = native.localAddress(fd);
+    return a.port === undefined || a.address === undefined ? {} : { PORT: String(a.port), HOST: a.address };
+  } catch {
+    return {};
+  }
+}
 
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ? `killed by ${signal}` : `exited with code ${code}`;
@@ -142,7 +165,13 @@ export class Master {
     this.group = group;
     this.handoff = handoff;
     this.launch = launch;
+    this.appEnv = appEnvironment(fds[0]);
   }
+
+  /** PORT and HOST as the app reads them: what is served (an app that listens on PORT is served there anyway). */
+  private readonly appEnv: Record<string, string>;
+  /** The first thing a worker said about why it could not start. */
+  private appFailure: string | undefined;
 
   private stopDone!: () => void;
   private readonly stopped = new Promise<void>((resolve) => {
@@ -165,7 +194,8 @@ export class Master {
         this.startOffering();
         sdNotify('READY=1', log);
       } else if (this.phase === 'running') {
-        log(`could not start: ${started.why}`);
+        // an app that cannot be loaded said why in one line of its own
+        log(this.appFailure ?? `could not start: ${started.why}`);
         await this.stopAll(this.allWorkers());
         return 1;
       }
@@ -240,8 +270,10 @@ export class Master {
       drainTimeoutMs: this.cfg.drainTimeoutMs,
       readyPath: this.cfg.readyPath,
       unready: this.phase === 'delaying',
+      appPort: this.cfg.appPort,
+      listenTimeoutMs: this.cfg.listenTimeoutMs,
     };
-    const child = this.launch(config, this.fds, this.cfg.compileCache);
+    const child = this.launch(config, this.fds, this.cfg.compileCache, this.appEnv);
     const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };
     this.workers.add(w);
     child.on('message', (m: WorkerMessage) => this.onMessage(w, m));
@@ -282,6 +314,8 @@ export class Master {
       w.listened = true;
       w.state = w.state === 'starting' ? 'listening' : w.state;
       w.onListening?.();
+    } else if (m?.type === 'failed') {
+      w.failure = m.message;
     } else if (m?.type === 'recycle' && w.state === 'listening' && !this.stopping() && w.set === this.currentSet) {
       void this.replace(w, `served ${m.handled} requests`);
     }
@@ -302,7 +336,8 @@ export class Master {
     const how = describeExit(code, signal);
     if (!w.listened) {
       // also when it was told to stop while starting: whoever awaits its start must hear
-      w.onFailedStart?.(`worker ${w.pid} ${how} before it was listening`);
+      this.appFailure ??= w.failure;
+      w.onFailedStart?.(w.failure ?? `worker ${w.pid} ${how} before it was listening`);
     } else if (w.state === 'listening' && !this.stopping() && w.set === this.currentSet) {
       const delay = this.nextBackoff(w.slot, Date.now() - w.startedAt >= STABLE_MS);
       log(

@@ -40,6 +40,10 @@ export class ReadinessJudge {
     this.sockets = sockets;
   }
 
+  get describeSockets(): string {
+    return this.sockets.describe;
+  }
+
   /** Timed by the supervisor (interval) rather than judged here. */
   get timed(): boolean {
     return this.mode === 'interval';
@@ -47,7 +51,6 @@ export class ReadinessJudge {
 
   /** Why `g` now counts as serving (`READY=1`, `pid 4711 waits in accept(3)`), or undefined while it does not. */
   judge(g: Generation): string | undefined {
-    this.observe(g);
     const acceptOnly = this.mode === 'accept' || (this.mode === 'auto' && !g.notifies);
     if (this.mode === 'notify' || (this.mode === 'auto' && g.notifies && this.sockets.inodes.size === 0)) {
       return g.readySent ? 'READY=1' : undefined;
@@ -67,15 +70,20 @@ export class ReadinessJudge {
     return acceptorIn(g.pid, inodes);
   }
 
-  /** Notes, once, a generation that listens on a port of its own rather than on the inherited socket. */
-  private observe(g: Generation): void {
+  /** What is newly seen of `g`: that it listens on a port of its own rather than on the inherited socket. */
+  observe(g: Generation): string[] {
     const now = Date.now();
-    if (now - this.lastListenScan < LISTEN_SCAN_MS || this.sockets.inodes.size === 0) return;
+    if (now - this.lastListenScan < LISTEN_SCAN_MS || this.sockets.inodes.size === 0) return [];
     this.lastListenScan = now;
+    const fresh: string[] = [];
     for (const l of this.ownListeners(g)) {
       const note = `it listens on ${address(l)} itself`;
-      if (!g.seen.includes(note)) g.seen.push(note);
+      if (!g.seen.includes(note)) {
+        g.seen.push(note);
+        fresh.push(note);
+      }
     }
+    return fresh;
   }
 
   /** The listening sockets `g`'s processes hold that are not the inherited ones. */
@@ -100,6 +108,10 @@ function address(l: HeldListener): string {
 }
 
 /** A hint for a failed start that matches what was observed; undefined when there is nothing to add. */
+/** What to do about a generation that binds a port itself. */
+export const USE_INHERITED =
+  'a server must take the inherited socket (SERVER_STARTER_PORT, or LISTEN_FDS) rather than bind the port itself; a Node app that calls listen() runs unchanged under `baton serve app.js`';
+
 export function failureHint(
   how: 'exited' | 'not ready' | 'not run',
   status: number | undefined,
@@ -107,8 +119,7 @@ export function failureHint(
   livedMs: number,
 ): string | undefined {
   const own = g?.seen.find((s) => s.startsWith('it listens on '));
-  const useInherited =
-    'a server must take the inherited socket (SERVER_STARTER_PORT, or LISTEN_FDS) rather than bind the port itself; a Node app that calls listen() runs unchanged under `baton serve app.js`';
+  const useInherited = USE_INHERITED;
   if (own) return `hint: ${own}, not on the inherited socket: ${useInherited}`;
   if (how === 'exited' && status === 0 && livedMs < 10_000) {
     return `hint: it exited with status 0 during its start, serving nothing. A server that binds a port itself and finds it taken may do that: Express 5's app.listen() hands EADDRINUSE to its callback, which then prints that it listens, and the process exits 0. ${useInherited}`;

@@ -44,7 +44,7 @@ import { perlTrue } from './envdir.ts';
 import { type Generation, Generations } from './generations.ts';
 import { NotifySocket } from './notify-socket.ts';
 import type { StartServerOptions } from './options.ts';
-import { failureHint, ReadinessJudge } from './readiness.ts';
+import { failureHint, ReadinessJudge, USE_INHERITED } from './readiness.ts';
 import { StderrTail } from './stderr-tail.ts';
 import { autoRestartDue, type Env, killOldDelay, passEnv } from './upstream-env.ts';
 
@@ -462,6 +462,11 @@ export class Supervisor {
       const exit = this.takeExitsFor(g.pid);
       if (exit) return this.failedStart(g, exit.status);
       if (this.stopRequested()) return { ok: false, how: 'stopping' };
+      for (const note of this.judge.observe(g)) {
+        log(
+          `generation ${g.number} (pid ${g.pid}): ${note}, not on the inherited socket (${this.judge.describeSockets}); ${USE_INHERITED}`,
+        );
+      }
       const how = this.judge.judge(g);
       if (how) return { ok: true, g, how };
       if (Date.now() >= readyBy) {

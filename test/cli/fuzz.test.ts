@@ -171,3 +171,73 @@ test('baton serve with a hostile environment: clear errors for every inherited-s
     assert.match(o.stderr, message, JSON.stringify(vars));
   }
 });
+
+test('baton serve with every shape of wrong app module: one line naming the file, the problem and what to do; exit 1; no stack of ours', {
+  timeout: 180_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-fuzz-apps-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const modules: Array<[string, string, RegExp]> = [
+    ['syntax.mjs', 'export default (req, res) => { res.end(\n', /SyntaxError: .*\(syntax\.mjs:\d+\); fix the syntax error/],
+    ['syntax.cjs', 'module.exports = (req, res) => { res.end(\n', /SyntaxError: .*\(syntax\.cjs:\d+\); fix the syntax error/],
+    [
+      'missing-dep.mjs',
+      "import express from 'express-that-is-not-installed';\n",
+      /Cannot find package 'express-that-is-not-installed'.*; install it where the app is \(npm install express-that-is-not-installed\)/,
+    ],
+    [
+      'missing-dep.cjs',
+      "require('@scope/nothing-here/deep');\n",
+      /Cannot find module '@scope\/nothing-here\/deep'.*; install it where the app is \(npm install @scope\/nothing-here\)/,
+    ],
+    ['missing-file.mjs', "import './not-there.mjs';\n", /Cannot find module .*not-there\.mjs.*; check the path it imports/],
+    [
+      'throws.mjs',
+      "throw new Error('cannot reach the database');\n",
+      /Error: cannot reach the database \(throws\.mjs:1:7\); the app threw while loading/,
+    ],
+    [
+      'throws-later.mjs',
+      "await new Promise((r) => setTimeout(r, 10));\nthrow new TypeError('bad config');\n",
+      /TypeError: bad config \(throws-later\.mjs:2:7\)/,
+    ],
+    ['number.mjs', 'export default 42;\n', /must export a request listener .* or call listen\(\) itself \(got number\)/],
+    ['object.cjs', 'module.exports = { port: 3000 };\n', /must export a request listener .*\(got object\)/],
+    [
+      'bad-factory.mjs',
+      'export default async () => { throw new RangeError("no pool"); };\n',
+      /RangeError: no pool \(bad-factory\.mjs:1:36\)/,
+    ],
+    ['bad-hook.mjs', 'export default (req, res) => res.end(); export const upgrade = 1;\n', /`upgrade` export must be a function/],
+    [
+      'two-listens.mjs',
+      "import { createServer } from 'node:http';\ncreateServer().listen(3000);\ncreateServer().listen(3001);\n",
+      /listens on port 3000 and on port 3001; .*--app-port/,
+    ],
+    ['never.mjs', 'setInterval(() => {}, 1000);\n', /exports no handler and did not call listen\(\) within 1 s/],
+    ['not-js.txt', 'hello\n', /cannot load the app .*not-js\.txt: .*Unknown file extension/],
+  ];
+  mkdirSync(join(dir, 'a-directory'));
+  modules.push(['a-directory', '', /a-directory is a directory: give the app's entry file/]);
+  for (const [name, text] of modules) if (text) writeFileSync(join(dir, name), text);
+  const port = await freePort();
+  for (const [name, , message] of modules) {
+    const o = await attempt(
+      [BATON, 'serve', join(dir, name), '--max-workers=1', '--listen-timeout=1', '--host=127.0.0.1', `--port=${port}`],
+      {},
+      20_000,
+    );
+    const context = `${name}\nexit ${o.code}\n${o.stderr}`;
+    check(name, o, [1]);
+    assert.equal(o.code, 1, context);
+    const lines = o.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !/ on 127\.0\.0\.1:\d+$/.test(l));
+    assert.equal(lines.length, 1, `one line: ${context}`);
+    assert.match(lines[0] as string, new RegExp(`^baton serve: .*${name.replace('.', '\\.')}`), context);
+    assert.match(lines[0] as string, message, context);
+    assert.doesNotMatch(o.stderr, /src\/serve|dist\/serve|node:internal/, `baton's own source: ${context}`);
+  }
+});

@@ -49,9 +49,9 @@ test('the package, installed without scripts, loads and works in a Debian 11 roo
   execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', join(opt, 'app'), packed(tempDir(t))], {
     stdio: 'ignore',
   });
-  const script = `const { native } = await import('baton/native');
+  const script = `const { native } = await import('baton-deploy/native');
 const fd = native.openSocket({ family: 4, host: '127.0.0.1', port: 0, backlog: 8 });
-console.log(native.localAddress(fd).port > 0, native.fdFlags(fd).cloexec, typeof (await import('baton')).graceful);`;
+console.log(native.localAddress(fd).port > 0, native.fdFlags(fd).cloexec, typeof (await import('baton-deploy')).graceful);`;
   const out = execFileSync(
     'chroot',
     [rootfs, '/bin/sh', '-c', 'cd /opt/baton-test/app && exec /opt/baton-test/node --input-type=module -e "$0"', script],

@@ -17,7 +17,7 @@ test('npm pack ships a prebuild that loads with --ignore-scripts and no compiler
   execFileSync('mkdir', ['-p', app]);
   writeFileSync(join(app, 'package.json'), '{"name":"app","version":"1.0.0","type":"module"}');
   npm(['install', '--ignore-scripts', '--no-audit', '--no-fund', packed], app);
-  const pkg = join(app, 'node_modules', 'baton');
+  const pkg = join(app, 'node_modules', 'baton-deploy');
   assert.ok(existsSync(join(pkg, 'prebuilds', 'linux-x64')), 'prebuilds/linux-x64 in the package');
   assert.ok(!existsSync(join(pkg, 'build')), 'nothing was compiled');
   assert.ok(readdirSync(join(pkg, 'dist', 'cli')).includes('start_server.js'));
@@ -25,7 +25,7 @@ test('npm pack ships a prebuild that loads with --ignore-scripts and no compiler
     process.execPath,
     [
       '-e',
-      "import('baton').then(async (b) => { const n = await import('baton/native'); console.log(typeof b.listen, n.native.fdFlags(1).cloexec !== undefined) })",
+      "import('baton-deploy').then(async (b) => { const n = await import('baton-deploy/native'); console.log(typeof b.listen, n.native.fdFlags(1).cloexec !== undefined) })",
     ],
     { cwd: app, encoding: 'utf8', env: { PATH: '/nonexistent' } },
   );

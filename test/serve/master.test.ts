@@ -47,6 +47,8 @@ const cfg: ServeConfig = {
   backlog: 511,
   handoverTimeoutMs: 30_000,
   compileCache: undefined,
+  appPort: undefined,
+  listenTimeoutMs: 30_000,
 };
 
 function stage(overrides: Partial<ServeConfig> = {}) {

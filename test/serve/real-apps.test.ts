@@ -6,17 +6,16 @@
 // the same without, a 1 MiB static file whose every body is checked against
 // its sha256, and POSTs whose bodies come back as their sha256. 0 failed.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { drillLoad, type LoadResult } from '../../harness/load.ts';
+import { buildNextExample, NEXT_DIR } from '../../harness/nextjs.ts';
 import { ROOT, superviseServe, tempDir } from '../helpers.ts';
 import { deploySeries } from '../swap.ts';
 
 const DEPLOYS = 10;
-const NEXT_DIR = join(ROOT, 'examples', 'nextjs');
 
 /** 1 MiB that does not compress to nothing. */
 function bigFile(): Buffer {
@@ -43,14 +42,7 @@ const apps: App[] = [
   {
     name: 'the Next.js example (production build, factory)',
     prepare: () => {
-      // a clean clone has no build: make it, as `npm run build:nextjs` does
-      if (!existsSync(join(NEXT_DIR, '.next', 'BUILD_ID')) || !existsSync(join(NEXT_DIR, 'public', 'big.bin'))) {
-        execFileSync(process.execPath, [join(NEXT_DIR, 'make-public.mjs')], { stdio: 'ignore' });
-        execFileSync(process.execPath, [join(ROOT, 'node_modules', 'next', 'dist', 'bin', 'next'), 'build', NEXT_DIR], {
-          env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
-          stdio: 'ignore',
-        });
-      }
+      buildNextExample();
       return { module: join(NEXT_DIR, 'serve.mjs'), env: {}, big: readFileSync(join(NEXT_DIR, 'public', 'big.bin')) };
     },
     page: '/',

@@ -203,7 +203,7 @@ test('bad input: clear one-line errors', async (t) => {
     [['serve'], /give the app module to serve/, 1],
     [['serve', '/nope/app.js'], /app module not found: \/nope\/app\.js/, 1],
     [['serve', APP, '--max-workers=0'], /--max-workers must be 1 or more/, 1],
-    [['serve', APP, '--timeout=soon'], /--timeout must be a number of seconds/, 1],
+    [['serve', APP, '--timeout=soon'], /--request-timeout must be a number of seconds/, 1],
     [['serve', APP, '--bogus'], /Unknown option: bogus/, 1],
   ];
   for (const [args, message, code] of cases) {
