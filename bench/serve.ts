@@ -1,25 +1,36 @@
-// bench/serve: hello world side by side in one run: baton serve with 1 and 2
-// workers, one Node process, node:cluster with 2 workers, PM2 cluster (-i 2).
-// Loads: wrk -c50 keep-alive, ab -c20 without keep-alive; rounds interleaved,
-// medians. Prints req/s and the server's CPU time per request (its whole
-// process tree: stable where req/s is not, since the load generator shares
-// the 2 cores), and baton's ratios against its natural peers. Not a test.
+// bench/serve: hello world side by side in one run. baton runs the way it is
+// deployed, under its own supervisor (`baton start -- baton serve`), so its
+// tree is supervisor + serve master + workers; beside it one plain Node
+// process, node:cluster and PM2 cluster (-i 2). Two app shapes for baton: a
+// module exporting the request listener, and the unchanged script that calls
+// listen() itself (the very file the plain Node row runs). Loads: wrk -c50
+// keep-alive and ab -c20 without keep-alive; rounds interleaved, medians.
+// Prints req/s, the server's CPU time per request (its whole process tree:
+// stable where req/s is not, since the load generator shares the 2 cores),
+// that CPU per process of baton's tree, the idle CPU per second of the
+// supervisor and the master, and baton's ratios against its peers. Not a
+// test. BENCH_ROUNDS, BENCH_SECONDS, BENCH_ONLY=substring of a row's name.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAb, parseWrk } from '../harness/load.ts';
-import { cpuBetween, treeCpu } from '../harness/proc.ts';
+import { treeCpu } from '../harness/proc.ts';
 import { freePort } from '../src/net/free-port.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** Long enough that a tenth of a millisecond per second shows (/proc counts in 10 ms ticks). */
+const IDLE_SECONDS = 10;
 const APPS = join(import.meta.dirname, 'apps');
+const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
 
 interface Contender {
   name: string;
+  /** The process tree roles, for the per-process columns (baton's rows). */
+  roles?: boolean;
   start(port: number, home: string): { proc: ChildProcess; rootPid: () => number };
   stop?(home: string): void;
 }
@@ -28,23 +39,18 @@ const node = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, ...env } });
 const pm2Bin = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
-const batonServe = (workers: number): Contender => ({
-  name: `baton serve (${workers} worker${workers > 1 ? 's' : ''})`,
+/** `baton start -- baton serve APP` with `workers` workers. */
+const baton = (workers: number, shape: 'handler' | 'script'): Contender => ({
+  name: `baton serve (${workers} worker${workers > 1 ? 's' : ''}, ${shape === 'handler' ? 'exported handler' : 'its own listen()'})`,
+  roles: true,
   start: (port) => {
-    const proc = node([
-      join(ROOT, 'src', 'cli', 'baton.ts'),
-      'serve',
-      join(APPS, 'hello-listener.ts'),
-      '--host=127.0.0.1',
-      `--port=${port}`,
-      `--max-workers=${workers}`,
-    ]);
+    const app = join(APPS, shape === 'handler' ? 'hello-listener.ts' : 'hello-single.ts');
+    const proc = node([BATON, 'start', `--port=127.0.0.1:${port}`, '--', process.execPath, BATON, 'serve', app, `--max-workers=${workers}`]);
     return { proc, rootPid: () => proc.pid as number };
   },
 });
 
-const contenders: Contender[] = [
-  batonServe(1),
+const all: Contender[] = [
   {
     name: 'node http (1 process)',
     start: (port) => {
@@ -52,7 +58,8 @@ const contenders: Contender[] = [
       return { proc, rootPid: () => proc.pid as number };
     },
   },
-  batonServe(2),
+  baton(1, 'handler'),
+  baton(1, 'script'),
   {
     name: 'node cluster (2 workers)',
     start: (port) => {
@@ -60,6 +67,7 @@ const contenders: Contender[] = [
       return { proc, rootPid: () => proc.pid as number };
     },
   },
+  baton(2, 'handler'),
   {
     name: 'PM2 cluster (-i 2)',
     start: (port, home) => {
@@ -74,22 +82,55 @@ const contenders: Contender[] = [
     },
     stop: (home) => execFileSync(process.execPath, [pm2Bin, 'kill'], { env: { ...process.env, PM2_HOME: home }, stdio: 'ignore' }),
   },
+  baton(2, 'script'),
 ];
+const contenders = all.filter((c) => !process.env.BENCH_ONLY || c.name.includes(process.env.BENCH_ONLY));
 
 /** Which contender each baton row is compared with. */
 const PEERS: Array<[string, string]> = [
-  ['baton serve (1 worker)', 'node http (1 process)'],
-  ['baton serve (2 workers)', 'node cluster (2 workers)'],
-  ['baton serve (2 workers)', 'PM2 cluster (-i 2)'],
+  // each baton row runs right after its peer in every round (the order of `all`)
+  ['baton serve (1 worker, exported handler)', 'node http (1 process)'],
+  ['baton serve (1 worker, its own listen())', 'node http (1 process)'],
+  ['baton serve (2 workers, exported handler)', 'node cluster (2 workers)'],
+  ['baton serve (2 workers, its own listen())', 'PM2 cluster (-i 2)'],
 ];
 
 type Tool = 'wrk' | 'ab';
 interface Measure {
   rps: number;
   cpuUs: number;
+  /** CPU µs per request of each role: supervisor, master, workers. */
+  byRole?: Record<string, number>;
+}
+type Role = 'supervisor' | 'master' | 'workers';
+
+/** Each pid of a baton tree with its role: the root is the supervisor, its child the master, theirs the workers. */
+function roles(root: number): Map<number, Role> {
+  const ppid = (pid: number) => {
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return -1;
+    }
+  };
+  const out = new Map<number, Role>();
+  for (const pid of treeCpu(root).keys()) {
+    const up = ppid(pid);
+    out.set(pid, pid === root ? 'supervisor' : up === root ? 'master' : 'workers');
+  }
+  return out;
 }
 
-async function measure(tool: Tool, url: string, rootPid: number): Promise<Measure> {
+/** CPU seconds per role between two snapshots of the tree. */
+function cpuByRole(before: Map<number, number>, after: Map<number, number>, role: Map<number, Role>): Record<Role, number> {
+  const sums: Record<Role, number> = { supervisor: 0, master: 0, workers: 0 };
+  for (const [pid, cpu] of after) sums[role.get(pid) ?? 'workers'] += cpu - (before.get(pid) ?? 0);
+  return sums;
+}
+
+async function measure(tool: Tool, url: string, rootPid: number, withRoles: boolean): Promise<Measure> {
+  const role = withRoles ? roles(rootPid) : undefined;
   const before = treeCpu(rootPid);
   const args = tool === 'wrk' ? ['-t2', '-c50', `-d${SECONDS}s`, url] : ['-q', '-c20', `-t${SECONDS}`, '-n5000000', url];
   const out = await new Promise<string>((resolve) => {
@@ -107,26 +148,43 @@ async function measure(tool: Tool, url: string, rootPid: number): Promise<Measur
       ? Number(/in ([\d.]+)s/.exec(out)?.[1] ?? SECONDS)
       : Number(/Time taken for tests:\s+([\d.]+)/.exec(out)?.[1] ?? SECONDS);
   if (r.failures > 0) process.stderr.write(`warning: ${tool} saw ${r.failures} failures (${r.detail})\n`);
-  return { rps: r.requests / secs, cpuUs: (cpuBetween(before, after) / r.requests) * 1e6 };
+  const sum = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  const perRequest = (s: number) => (s / r.requests) * 1e6;
+  const byRole = role
+    ? Object.fromEntries(Object.entries(cpuByRole(before, after, role)).map(([k, v]) => [k, perRequest(v)]))
+    : undefined;
+  return { rps: r.requests / secs, cpuUs: perRequest(sum(after) - sum(before)), ...(byRole ? { byRole } : {}) };
+}
+
+/** The supervisor's and the master's CPU per second while nothing happens. */
+async function idle(rootPid: number): Promise<Record<Role, number>> {
+  const role = roles(rootPid);
+  const before = treeCpu(rootPid);
+  await sleep(IDLE_SECONDS * 1000);
+  const sums = cpuByRole(before, treeCpu(rootPid), role);
+  return { supervisor: sums.supervisor / IDLE_SECONDS, master: sums.master / IDLE_SECONDS, workers: sums.workers / IDLE_SECONDS };
 }
 
 const runs = new Map<string, Measure[]>();
+const idles = new Map<string, Array<Record<Role, number>>>();
 for (let round = 1; round <= ROUNDS; round++) {
   for (const c of contenders) {
     const port = await freePort();
     const home = mkdtempSync(join(tmpdir(), 'baton-bench-'));
     const { proc, rootPid } = c.start(port, home);
     const url = `http://127.0.0.1:${port}/`;
-    for (let i = 0; i < 100 && !(await fetch(url).catch(() => undefined))?.ok; i++) await sleep(100);
+    for (let i = 0; i < 100 && !(await fetch(url, { headers: { connection: 'close' } }).catch(() => undefined))?.ok; i++) await sleep(100);
     await sleep(500);
+    if (c.roles) idles.set(c.name, [...(idles.get(c.name) ?? []), await idle(rootPid())]);
     for (const tool of ['wrk', 'ab'] as const) {
       process.stderr.write(`round ${round}: ${c.name}: ${tool}...\n`);
       const key = `${c.name}|${tool}`;
-      runs.set(key, [...(runs.get(key) ?? []), await measure(tool, url, rootPid())]);
+      runs.set(key, [...(runs.get(key) ?? []), await measure(tool, url, rootPid(), c.roles === true)]);
     }
     proc.kill('SIGTERM');
     c.stop?.(home);
-    await sleep(500);
+    await new Promise((r) => (proc.exitCode === null ? proc.once('close', r) : r(undefined)));
+    await sleep(300);
     rmSync(home, { recursive: true, force: true });
   }
 }
@@ -134,9 +192,13 @@ for (let round = 1; round <= ROUNDS; round++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const med = (name: string, tool: Tool): Measure => {
   const m = runs.get(`${name}|${tool}`) ?? [];
-  return { rps: median(m.map((x) => x.rps)), cpuUs: median(m.map((x) => x.cpuUs)) };
+  const byRole = m[0]?.byRole
+    ? Object.fromEntries(Object.keys(m[0].byRole).map((k) => [k, median(m.map((x) => x.byRole?.[k] ?? 0))]))
+    : undefined;
+  return { rps: median(m.map((x) => x.rps)), cpuUs: median(m.map((x) => x.cpuUs)), ...(byRole ? { byRole } : {}) };
 };
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const us = (n: number) => n.toFixed(n < 10 ? 2 : 1);
 const lines = [
   `bench/serve: hello world, ${SECONDS} s per run, 127.0.0.1, median of ${ROUNDS} interleaved rounds; ${new Date().toISOString().slice(0, 10)}`,
   '',
@@ -145,11 +207,37 @@ const lines = [
 ];
 for (const c of contenders) {
   const [w, a] = [med(c.name, 'wrk'), med(c.name, 'ab')];
-  lines.push(`| ${c.name} | ${fmt(w.rps)} | ${w.cpuUs.toFixed(1)} | ${fmt(a.rps)} | ${a.cpuUs.toFixed(1)} |`);
+  lines.push(`| ${c.name} | ${fmt(w.rps)} | ${us(w.cpuUs)} | ${fmt(a.rps)} | ${us(a.cpuUs)} |`);
 }
-lines.push('', '| CPU per request | keep-alive | no keep-alive |', '|---|---|---|');
-for (const [baton, peer] of PEERS) {
-  const ratio = (tool: Tool) => `${(med(baton, tool).cpuUs / med(peer, tool).cpuUs).toFixed(2)}×`;
-  lines.push(`| ${baton} ÷ ${peer} | ${ratio('wrk')} | ${ratio('ab')} |`);
+lines.push(
+  '',
+  "baton's tree, CPU µs per request by process (keep-alive / no keep-alive), and idle CPU per second:",
+  '',
+  '| server | supervisor | serve master | workers | supervisor idle | master idle |',
+  '|---|---|---|---|---|---|',
+);
+for (const c of contenders.filter((x) => x.roles)) {
+  const [w, a] = [med(c.name, 'wrk').byRole ?? {}, med(c.name, 'ab').byRole ?? {}];
+  const i = idles.get(c.name) ?? [];
+  const idleOf = (r: Role) => `${(median(i.map((x) => x[r])) * 1000).toFixed(2)} ms/s`;
+  const cell = (r: Role) => `${us(w[r] ?? 0)} / ${us(a[r] ?? 0)}`;
+  lines.push(`| ${c.name} | ${cell('supervisor')} | ${cell('master')} | ${cell('workers')} | ${idleOf('supervisor')} | ${idleOf('master')} |`);
+}
+// Each round's two runs are minutes apart at most, the rounds' much more:
+// the ratio is taken within each round, and its median (and range) given.
+lines.push(
+  '',
+  `| CPU per request, median of the ${ROUNDS} rounds' ratios (lowest–highest) | keep-alive | no keep-alive |`,
+  '|---|---|---|',
+);
+for (const [b, peer] of PEERS) {
+  if (!runs.has(`${b}|wrk`) || !runs.has(`${peer}|wrk`)) continue;
+  const ratio = (tool: Tool) => {
+    const mine = runs.get(`${b}|${tool}`) ?? [];
+    const theirs = runs.get(`${peer}|${tool}`) ?? [];
+    const r = mine.map((m, i) => m.cpuUs / (theirs[i]?.cpuUs ?? Number.NaN)).sort((x, y) => x - y);
+    return `${median(r).toFixed(3)}× (${(r[0] ?? 0).toFixed(2)}–${(r.at(-1) ?? 0).toFixed(2)})`;
+  };
+  lines.push(`| ${b} ÷ ${peer} | ${ratio('wrk')} | ${ratio('ab')} |`);
 }
 process.stdout.write(`${lines.join('\n')}\n`);

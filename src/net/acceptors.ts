@@ -156,9 +156,13 @@ export function waitsForConnection(pid: number, inodes: ReadonlySet<number>): st
   return undefined;
 }
 
-/** The first process of `root`'s tree seen waiting for a connection on one of `inodes`, and how. */
-export function acceptorIn(root: number, inodes: ReadonlySet<number>): { pid: number; how: string } | undefined {
-  for (const pid of processTree(root)) {
+/**
+ * The first process of `root`'s tree seen waiting for a connection on one of
+ * `inodes`, and how. `tree`: the tree's pids when the caller already has them
+ * (reading every process's parent in /proc is most of the cost).
+ */
+export function acceptorIn(root: number, inodes: ReadonlySet<number>, tree = processTree(root)): { pid: number; how: string } | undefined {
+  for (const pid of tree) {
     const how = waitsForConnection(pid, inodes);
     if (how) return { pid, how };
   }

@@ -195,6 +195,8 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
   };
   const pid = spawnProcess({ command: shell ? [...LISTEN_PID_SHIM, ...o.command] : o.command, env, fds: [[fd, 3]] });
   log(`${program} (pid ${pid}) on ${o.host}:${member.port} (SO_REUSEPORT, handover: ${member.handover})`);
+  // we speak sd_notify: a supervisor waits for our READY=1 rather than judging by itself
+  sdNotify(`STATUS=starting ${program}`, log);
   // READY=1 only once the command itself waits for connections on our socket:
   // a command that fails at once, or has not booted, is not reported serving
   const inode = new Set([socketInode(fd)]);

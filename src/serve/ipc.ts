@@ -13,6 +13,8 @@ export interface WorkerConfig {
   gracefulTimeoutMs: number;
   /** Long-lived connections (WebSockets, event streams) are ended for the app this long into a drain. */
   drainTimeoutMs: number;
+  /** Keep-alive clients are told to leave each at a random moment within this long. */
+  closeSpreadMs: number;
   /** Answered by the worker itself, before the app: 200 while it serves, 503 once the instance is going away. */
   readyPath: string | undefined;
   /** Started while the instance is going away (--shutdown-delay): unready from the start. */
@@ -21,6 +23,9 @@ export interface WorkerConfig {
   appPort: number | undefined;
   /** An app that exports nothing must call listen() within this long. */
   listenTimeoutMs: number;
+  /** Boot at this nice value (beside a serving generation), back to `normalNice` before listening. */
+  bootNice: number | undefined;
+  normalNice: number;
 }
 
 /** What the master tells a worker over IPC (besides TERM). */

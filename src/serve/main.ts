@@ -54,6 +54,11 @@ export const SERVE_OPTIONS = {
   'request-timeout': { kind: 'seconds', default: 300, aliases: ['timeout'], help: 'whole-request timeout' },
   'keepalive-timeout': { kind: 'seconds', default: KEEPALIVE_TIMEOUT_S, help: 'idle keep-alive timeout' },
   'graceful-timeout': { kind: 'seconds', default: GRACEFUL_TIMEOUT_S, help: 'longest a stopping worker may take' },
+  'close-spread': {
+    kind: 'seconds',
+    default: 0.5,
+    help: 'a stopping worker tells its keep-alive clients to leave (Connection: close)\neach at a random moment within this long, not all at once: the new\ngeneration, its code not yet optimized, takes them over gradually',
+  },
   'shutdown-delay': {
     kind: 'seconds',
     default: 0,
@@ -75,6 +80,12 @@ export const SERVE_OPTIONS = {
     max: 65535,
     defaultText: 'its first listen',
     help: "an app that listens by itself: its listen() on this port is the one\nserved on baton's socket; its other listens (an admin or metrics port)\nbind as asked, in every worker (SO_REUSEPORT)",
+  },
+  'boot-priority': {
+    kind: 'choice',
+    choices: ['low', 'normal'],
+    default: 'low',
+    help: 'workers that boot beside a serving generation (a deploy, a reload) run at\nnice 19 until just before they listen, so the one serving keeps its CPU;\nonly where they may come back (root, CAP_SYS_NICE, LimitNICE=)',
   },
   'listen-timeout': {
     kind: 'seconds',
@@ -102,7 +113,7 @@ Sockets: inherited from start_server (SERVER_STARTER_PORT) or systemd
 (LISTEN_FDS) when present, otherwise:
 ${section(['host', 'port', 'path', 'backlog', 'reuse-port', 'handover', 'handover-timeout', 'socket-handoff', 'socket-handoff-uid'])}
 Workers:
-${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'request-timeout', 'keepalive-timeout', 'graceful-timeout', 'drain-timeout'])}
+${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'boot-priority', 'request-timeout', 'keepalive-timeout', 'graceful-timeout', 'close-spread', 'drain-timeout'])}
 Shutting down behind a load balancer (Kubernetes):
 ${section(['shutdown-delay', 'ready-path'])}
 An app that calls listen() itself (app.listen(3000), a framework's server):
@@ -175,6 +186,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     keepAliveTimeoutMs: ms(v['keepalive-timeout']),
     gracefulTimeoutMs: ms(v['graceful-timeout']),
     drainTimeoutMs: ms(v['drain-timeout']),
+    closeSpreadMs: ms(v['close-spread']),
     shutdownDelayMs: ms(v['shutdown-delay']),
     readyPath: v['ready-path'],
     backlog: v.backlog ?? systemBacklog(),
@@ -182,6 +194,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     compileCache: compileCacheDir(process.env.BATON_COMPILE_CACHE),
     appPort: v['app-port'],
     listenTimeoutMs: ms(v['listen-timeout']),
+    besideServing: process.env.BATON_SERVING_GENERATION !== undefined,
+    bootPriority: v['boot-priority'],
   };
   const handover = chooseHandover(v.handover, false);
   warnLowOpenFilesLimit(log);

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { native } from '../net/native.ts';
 import { handOverPort, type ReuseportGroupMember } from '../net/reuseport/index.ts';
 import { HandoffOffer, type TakenOver } from '../net/socket-handoff.ts';
+import { BOOT_NICE, canRestorePriority, LowPriorityBoot, normalPriority } from '../process/boot-priority.ts';
 import { logger } from '../process/log.ts';
 import { sdNotify } from '../process/sd-notify.ts';
 import type { MasterMessage, WorkerConfig, WorkerMessage } from './ipc.ts';
@@ -45,6 +46,7 @@ export interface ServeConfig {
   keepAliveTimeoutMs: number;
   gracefulTimeoutMs: number;
   drainTimeoutMs: number;
+  closeSpreadMs: number;
   backlog: number;
   /** Longest wait, on stop, for another listener to take the port (reuse-port mode). */
   handoverTimeoutMs: number;
@@ -57,6 +59,10 @@ export interface ServeConfig {
   /** An app that listens by itself: which of its listens is served (default: its first). */
   appPort: number | undefined;
   listenTimeoutMs: number;
+  /** Another generation serves while this one boots (the supervisor says so). */
+  besideServing: boolean;
+  /** --boot-priority: low (beside a serving generation, where it can come back) or normal. */
+  bootPriority: 'low' | 'normal';
 }
 
 export interface HandoffConfig {
@@ -172,6 +178,19 @@ export class Master {
   private readonly appEnv: Record<string, string>;
   /** The first thing a worker said about why it could not start. */
   private appFailure: string | undefined;
+  /** The priority to come back to: what we were started with (cli/baton.ts may have lowered us already). */
+  private readonly normalNice = normalPriority();
+  /** Whether a booting worker could come back to normal priority (boot-priority.ts). */
+  private readonly lowPriorityBoots = canRestorePriority(this.normalNice);
+
+  /**
+   * A set boots beside one that serves (a reload's, or our first beside the
+   * supervisor's serving generation): at low priority, where it can come back.
+   */
+  private bootsBeside(set: number): boolean {
+    if (!this.lowPriorityBoots || this.cfg.bootPriority === 'normal') return false;
+    return set > 1 || this.cfg.besideServing;
+  }
 
   private stopDone!: () => void;
   private readonly stopped = new Promise<void>((resolve) => {
@@ -188,7 +207,9 @@ export class Master {
     // a supervisor that sees we speak sd_notify waits for our READY=1, sent once every worker listens
     sdNotify(`STATUS=starting ${this.cfg.workers} workers`, log);
     if (this.phase === 'running') {
-      const started = await this.startSet(++this.currentSet);
+      // workers are born with the master's priority: low from their first instruction
+      const low = this.bootsBeside(1) ? new LowPriorityBoot(this.normalNice) : undefined;
+      const started = await this.startSet(++this.currentSet).finally(() => low?.restore());
       if (started.ok) {
         log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
         this.startOffering();
@@ -268,10 +289,13 @@ export class Master {
       keepAliveTimeoutMs: this.cfg.keepAliveTimeoutMs,
       gracefulTimeoutMs: this.cfg.gracefulTimeoutMs,
       drainTimeoutMs: this.cfg.drainTimeoutMs,
+      closeSpreadMs: this.cfg.closeSpreadMs,
       readyPath: this.cfg.readyPath,
       unready: this.phase === 'delaying',
       appPort: this.cfg.appPort,
       listenTimeoutMs: this.cfg.listenTimeoutMs,
+      bootNice: this.bootsBeside(set) ? BOOT_NICE : undefined,
+      normalNice: this.normalNice,
     };
     const child = this.launch(config, this.fds, this.cfg.compileCache, this.appEnv);
     const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };
@@ -372,7 +396,8 @@ export class Master {
     const set = ++this.currentSet;
     log(`reloading: starting ${this.cfg.workers} new workers`);
     sdNotify('RELOADING=1', log);
-    const r = await this.startSet(set);
+    const low = this.bootsBeside(set) ? new LowPriorityBoot(this.normalNice) : undefined;
+    const r = await this.startSet(set).finally(() => low?.restore());
     if (this.stopping()) return;
     if (!r.ok) {
       log(`reload failed (${r.why}); the previous workers keep serving`);

@@ -22,6 +22,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatonError } from '../errors.ts';
 import { type Graceful, graceful } from '../lib/graceful/index.ts';
+import { LowPriorityBoot } from '../process/boot-priority.ts';
 import { flushCompileCacheNow } from '../process/compile-cache.ts';
 import { logger } from '../process/log.ts';
 import { exportsNothing, importApp, servingExports } from './app.ts';
@@ -33,6 +34,8 @@ import type { MasterMessage, WorkerConfig, WorkerMessage } from './ipc.ts';
 const APP_SHUTDOWN_MS = 5000;
 
 const config = JSON.parse(process.env.BATON_SERVE_WORKER as string) as WorkerConfig;
+// booting beside a generation that serves: take only the CPU it leaves, until we listen
+const boot = config.bootNice === undefined ? undefined : new LowPriorityBoot(config.normalNice);
 const log = logger('baton serve: ');
 let stopping = false;
 /** Set once every server listens; a stop before that is acted on then. */
@@ -129,6 +132,7 @@ const deferred = new DeferredSignals();
 const drainOptions = {
   timeoutMs: config.gracefulTimeoutMs,
   longLivedMs: config.drainTimeoutMs,
+  closeSpreadMs: config.closeSpreadMs,
   onLongLivedEnded: (n: number) =>
     log(`worker ${process.pid}: ended ${n} long-lived connections (WebSockets, event streams) still open at --drain-timeout`),
 };
@@ -173,6 +177,7 @@ function survivesAcceptErrors(server: Server): void {
 /** An app that listens by itself: its main server listens on our socket, drained by us. */
 function adopt(c: CapturedListen): void {
   const { server } = c;
+  boot?.restore();
   const drain = graceful(server, drainOptions);
   servers.push({ server, drain, fd: config.fds[0] as number });
   survivesAcceptErrors(server);
@@ -256,6 +261,7 @@ async function serveExports(): Promise<void> {
     servers.push({ server, drain, fd });
   }
   if (stopping) process.exit(0);
+  boot?.restore();
   await Promise.all(
     servers.map(
       ({ server, fd }) =>

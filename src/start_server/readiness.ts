@@ -13,12 +13,14 @@
 //   word); one that never notifies must be seen accepting. With no socket
 //   inherited and a notifying generation, READY=1 alone counts: its
 //   processes may be out of sight (a container).
-import { acceptorIn, type HeldListener, listenersHeldBy } from '../net/acceptors.ts';
+import { acceptorIn, type HeldListener, listenersHeldBy, processTree } from '../net/acceptors.ts';
 import type { Generation } from './generations.ts';
 import type { Readiness } from './options.ts';
 
 /** Seeing who accepts reads /proc for a whole process tree: not more often than this. */
 const ACCEPT_SCAN_MS = 40;
+/** A generation's processes (new workers) are read again this often. */
+const TREE_SCAN_MS = 200;
 /** Which listening sockets a generation holds changes rarely: looked at this often. */
 const LISTEN_SCAN_MS = 500;
 
@@ -34,6 +36,8 @@ export class ReadinessJudge {
   private readonly sockets: SocketWatch;
   private lastAcceptScan = 0;
   private lastListenScan = 0;
+  /** The starting generation's processes, as last read. */
+  private tree: { root: number; at: number; pids: number[] } | undefined;
 
   constructor(mode: Readiness, sockets: SocketWatch) {
     this.mode = mode;
@@ -67,7 +71,9 @@ export class ReadinessJudge {
     if (now - this.lastAcceptScan < ACCEPT_SCAN_MS) return undefined;
     this.lastAcceptScan = now;
     const inodes = this.sockets.inodes.size > 0 ? this.sockets.inodes : new Set(this.ownListeners(g).map((l) => l.inode));
-    return acceptorIn(g.pid, inodes);
+    if (!this.tree || this.tree.root !== g.pid || now - this.tree.at > TREE_SCAN_MS)
+      this.tree = { root: g.pid, at: now, pids: processTree(g.pid) };
+    return acceptorIn(g.pid, inodes, this.tree.pids);
   }
 
   /** What is newly seen of `g`: that it listens on a port of its own rather than on the inherited socket. */

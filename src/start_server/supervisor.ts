@@ -417,6 +417,8 @@ export class Supervisor {
       ...this.env,
       SERVER_STARTER_PORT: serverStarterPort(this.listeners),
       SERVER_STARTER_GENERATION: String(this.number),
+      // it boots beside one that serves (baton serve then boots at low priority)
+      BATON_SERVING_GENERATION: this.gens.serving() ? String(this.gens.serving()?.number) : undefined,
     };
     if (this.notify) {
       env.NOTIFY_SOCKET = this.notify.path;

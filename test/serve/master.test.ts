@@ -42,6 +42,7 @@ const cfg: ServeConfig = {
   keepAliveTimeoutMs: 5000,
   gracefulTimeoutMs: 30_000,
   drainTimeoutMs: 10_000,
+  closeSpreadMs: 0,
   readyPath: undefined,
   shutdownDelayMs: 0,
   backlog: 511,
@@ -49,6 +50,8 @@ const cfg: ServeConfig = {
   compileCache: undefined,
   appPort: undefined,
   listenTimeoutMs: 30_000,
+  besideServing: false,
+  bootPriority: 'normal',
 };
 
 function stage(overrides: Partial<ServeConfig> = {}) {

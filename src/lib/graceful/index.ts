@@ -16,7 +16,7 @@
 // Never http.Server#close() here: it also closes idle keep-alive connections
 // (one lost request per connection under a busy client).
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
-import { Server as NetServer } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import { DRAIN_TIMEOUT_S, GRACEFUL_TIMEOUT_S, HANDOVER_TIMEOUT_S } from '../../defaults.ts';
 import { handOverPort } from '../../net/reuseport/index.ts';
 import { startDraining } from '../draining.ts';
@@ -42,6 +42,11 @@ export interface GracefulOptions {
    * after the drain starts are ended for the app (default 10 s).
    */
   longLivedMs?: number;
+  /**
+   * Connections are told `Connection: close` not all at once but each at a
+   * random time within this many ms (default 0: all at once).
+   */
+  closeSpreadMs?: number;
   /** Told how many long-lived connections were ended at `longLivedMs`, if any. */
   onLongLivedEnded?: (count: number) => void;
 }
@@ -59,11 +64,35 @@ export interface Graceful {
 const SWEEP_MS = 20;
 
 function markClose(res: ServerResponse): void {
-  if (!res.headersSent && !res.hasHeader('connection')) res.setHeader('Connection', 'close');
+  // HTTP/2 has no Connection header (GOAWAY does its work: http2.ts)
+  if (!res.headersSent && !res.hasHeader('connection') && res.req?.httpVersionMajor !== 2) res.setHeader('Connection', 'close');
 }
 
-function onRequestWhileDraining(_req: IncomingMessage, res: ServerResponse): void {
-  markClose(res);
+/**
+ * Phase 3: every response not yet started carries `Connection: close`; with
+ * a spread, each connection's turn comes at a random time within it, so the
+ * clients do not all move to the new generation (cold, its code not yet
+ * optimized by V8) in the same instant.
+ */
+function closeOnResponses(server: HttpServer, spreadMs: number, connections: Connections): void {
+  const start = Date.now();
+  const turn = new WeakMap<Socket, number>();
+  const due = (socket: Socket | null | undefined): boolean => {
+    if (!socket || spreadMs <= 0) return true;
+    let at = turn.get(socket);
+    if (at === undefined) {
+      at = start + Math.random() * spreadMs;
+      turn.set(socket, at);
+    }
+    return Date.now() >= at;
+  };
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (due(req.socket)) markClose(res);
+  });
+  for (const socket of connections.http()) {
+    const res = currentResponse(socket);
+    if (res && due(socket)) markClose(res);
+  }
 }
 
 /** Phase 2: no new connection reaches this server (its reuse-port fronts, or its own listener, close). */
@@ -88,11 +117,7 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
   function drain(): Promise<'drained' | 'timeout'> {
     draining = true;
     stopAccepting(server);
-    server.prependListener('request', onRequestWhileDraining);
-    for (const socket of connections.http()) {
-      const res = currentResponse(socket);
-      if (res) markClose(res);
-    }
+    closeOnResponses(server, options.closeSpreadMs ?? 0, connections);
     const longLived = new LongLived(connections);
     longLived.noteBegun();
     startDraining('the server is shutting down');
