@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAb, parseWrk } from '../harness/load.ts';
 import { treeCpu } from '../harness/proc.ts';
+import { selfSignedCertificate } from '../harness/tls.ts';
 import { freePort } from '../src/net/free-port.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -29,6 +30,8 @@ const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
 
 interface Contender {
   name: string;
+  /** The loads it is measured with (default: wrk and ab, cleartext). */
+  tools?: Tool[];
   /** The process tree roles, for the per-process columns (baton's rows). */
   roles?: boolean;
   start(port: number, home: string): { proc: ChildProcess; rootPid: () => number };
@@ -45,7 +48,17 @@ const baton = (workers: number, shape: 'handler' | 'script'): Contender => ({
   roles: true,
   start: (port) => {
     const app = join(APPS, shape === 'handler' ? 'hello-listener.ts' : 'hello-single.ts');
-    const proc = node([BATON, 'start', `--port=127.0.0.1:${port}`, '--', process.execPath, BATON, 'serve', app, `--max-workers=${workers}`]);
+    const proc = node([
+      BATON,
+      'start',
+      `--port=127.0.0.1:${port}`,
+      '--',
+      process.execPath,
+      BATON,
+      'serve',
+      app,
+      `--max-workers=${workers}`,
+    ]);
     return { proc, rootPid: () => proc.pid as number };
   },
 });
@@ -84,6 +97,44 @@ const all: Contender[] = [
   },
   baton(2, 'script'),
 ];
+const TLS_DIR = mkdtempSync(join(tmpdir(), 'baton-bench-tls-'));
+const TLS = selfSignedCertificate(TLS_DIR);
+process.on('exit', () => rmSync(TLS_DIR, { recursive: true, force: true }));
+/** Side by side with TLS: a plain Node HTTPS or HTTP/2 process, and baton serve with its options. */
+for (const proto of ['https', 'h2'] as const) {
+  const tools: Tool[] = [proto === 'h2' ? 'h2load' : 'wrk-tls'];
+  all.push(
+    {
+      name: `node ${proto === 'h2' ? 'http2 (TLS)' : 'https'} (1 process)`,
+      tools,
+      start: (port) => {
+        const proc = node([join(APPS, 'hello-tls.ts')], { PORT: String(port), PROTO: proto, TLS_CERT: TLS.cert, TLS_KEY: TLS.key });
+        return { proc, rootPid: () => proc.pid as number };
+      },
+    },
+    {
+      name: `baton serve ${proto === 'h2' ? '--http2 ' : ''}with TLS (1 worker)`,
+      tools,
+      roles: true,
+      start: (port) => {
+        const args = [`--tls-cert=${TLS.cert}`, `--tls-key=${TLS.key}`, ...(proto === 'h2' ? ['--http2'] : [])];
+        const proc = node([
+          BATON,
+          'start',
+          `--port=127.0.0.1:${port}`,
+          '--',
+          process.execPath,
+          BATON,
+          'serve',
+          join(APPS, 'hello-listener.ts'),
+          '--max-workers=1',
+          ...args,
+        ]);
+        return { proc, rootPid: () => proc.pid as number };
+      },
+    },
+  );
+}
 const contenders = all.filter((c) => !process.env.BENCH_ONLY || c.name.includes(process.env.BENCH_ONLY));
 
 /** Which contender each baton row is compared with. */
@@ -93,9 +144,18 @@ const PEERS: Array<[string, string]> = [
   ['baton serve (1 worker, its own listen())', 'node http (1 process)'],
   ['baton serve (2 workers, exported handler)', 'node cluster (2 workers)'],
   ['baton serve (2 workers, its own listen())', 'PM2 cluster (-i 2)'],
+  ['baton serve with TLS (1 worker)', 'node https (1 process)'],
+  ['baton serve --http2 with TLS (1 worker)', 'node http2 (TLS) (1 process)'],
 ];
 
-type Tool = 'wrk' | 'ab';
+type Tool = 'wrk' | 'ab' | 'wrk-tls' | 'h2load';
+/** The load each tool offers: keep-alive HTTP/1.1, new connections, keep-alive HTTPS/1.1, HTTP/2 (TLS). */
+const TOOL_ARGS: Record<Tool, (url: string) => [string, string[]]> = {
+  wrk: (url) => ['wrk', ['-t2', '-c50', `-d${SECONDS}s`, url]],
+  ab: (url) => ['ab', ['-q', '-c20', `-t${SECONDS}`, '-n5000000', url]],
+  'wrk-tls': (url) => ['wrk', ['-t2', '-c50', `-d${SECONDS}s`, url.replace('http:', 'https:')]],
+  h2load: (url) => ['h2load', ['-c10', '-m10', '-D', String(SECONDS), url.replace('http:', 'https:')]],
+};
 interface Measure {
   rps: number;
   cpuUs: number;
@@ -103,6 +163,12 @@ interface Measure {
   byRole?: Record<string, number>;
 }
 type Role = 'supervisor' | 'master' | 'workers';
+
+function parseH2load(out: string): { requests: number; failures: number; detail: string } {
+  const m = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+  if (!m) throw new Error(`h2load printed no summary:\n${out}`);
+  return { requests: Number(m[2]), failures: Number(m[3]) + Number(m[4]), detail: m[0] };
+}
 
 /** Each pid of a baton tree with its role: the root is the supervisor, its child the master, theirs the workers. */
 function roles(root: number): Map<number, Role> {
@@ -132,9 +198,9 @@ function cpuByRole(before: Map<number, number>, after: Map<number, number>, role
 async function measure(tool: Tool, url: string, rootPid: number, withRoles: boolean): Promise<Measure> {
   const role = withRoles ? roles(rootPid) : undefined;
   const before = treeCpu(rootPid);
-  const args = tool === 'wrk' ? ['-t2', '-c50', `-d${SECONDS}s`, url] : ['-q', '-c20', `-t${SECONDS}`, '-n5000000', url];
+  const [bin, args] = TOOL_ARGS[tool](url);
   const out = await new Promise<string>((resolve) => {
-    const p = spawn(tool, args);
+    const p = spawn(bin, args);
     let o = '';
     p.stdout.on('data', (d) => {
       o += d;
@@ -142,17 +208,17 @@ async function measure(tool: Tool, url: string, rootPid: number, withRoles: bool
     p.on('close', () => resolve(o));
   });
   const after = treeCpu(rootPid);
-  const r = tool === 'wrk' ? parseWrk(out) : parseAb(out);
+  const r = tool === 'ab' ? parseAb(out) : tool === 'h2load' ? parseH2load(out) : parseWrk(out);
   const secs =
-    tool === 'wrk'
-      ? Number(/in ([\d.]+)s/.exec(out)?.[1] ?? SECONDS)
-      : Number(/Time taken for tests:\s+([\d.]+)/.exec(out)?.[1] ?? SECONDS);
+    tool === 'ab'
+      ? Number(/Time taken for tests:\s+([\d.]+)/.exec(out)?.[1] ?? SECONDS)
+      : tool === 'h2load'
+        ? Number(/finished in ([\d.]+)s/.exec(out)?.[1] ?? SECONDS)
+        : Number(/in ([\d.]+)s/.exec(out)?.[1] ?? SECONDS);
   if (r.failures > 0) process.stderr.write(`warning: ${tool} saw ${r.failures} failures (${r.detail})\n`);
   const sum = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
   const perRequest = (s: number) => (s / r.requests) * 1e6;
-  const byRole = role
-    ? Object.fromEntries(Object.entries(cpuByRole(before, after, role)).map(([k, v]) => [k, perRequest(v)]))
-    : undefined;
+  const byRole = role ? Object.fromEntries(Object.entries(cpuByRole(before, after, role)).map(([k, v]) => [k, perRequest(v)])) : undefined;
   return { rps: r.requests / secs, cpuUs: perRequest(sum(after) - sum(before)), ...(byRole ? { byRole } : {}) };
 }
 
@@ -176,7 +242,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     for (let i = 0; i < 100 && !(await fetch(url, { headers: { connection: 'close' } }).catch(() => undefined))?.ok; i++) await sleep(100);
     await sleep(500);
     if (c.roles) idles.set(c.name, [...(idles.get(c.name) ?? []), await idle(rootPid())]);
-    for (const tool of ['wrk', 'ab'] as const) {
+    for (const tool of c.tools ?? (['wrk', 'ab'] as const)) {
       process.stderr.write(`round ${round}: ${c.name}: ${tool}...\n`);
       const key = `${c.name}|${tool}`;
       runs.set(key, [...(runs.get(key) ?? []), await measure(tool, url, rootPid(), c.roles === true)]);
@@ -205,9 +271,21 @@ const lines = [
   '| server | wrk -c50 keep-alive req/s | CPU µs/req | ab -c20 no keep-alive req/s | CPU µs/req |',
   '|---|---|---|---|---|',
 ];
-for (const c of contenders) {
+for (const c of contenders.filter((x) => !x.tools)) {
   const [w, a] = [med(c.name, 'wrk'), med(c.name, 'ab')];
   lines.push(`| ${c.name} | ${fmt(w.rps)} | ${us(w.cpuUs)} | ${fmt(a.rps)} | ${us(a.cpuUs)} |`);
+}
+const tlsRows = contenders.filter((x) => x.tools);
+if (tlsRows.length) {
+  lines.push('', '| server, TLS | load | req/s | CPU µs/req |', '|---|---|---|---|');
+  for (const c of tlsRows) {
+    for (const tool of c.tools ?? []) {
+      const m = med(c.name, tool);
+      lines.push(
+        `| ${c.name} | ${tool === 'h2load' ? 'h2load -c10 -m10 (h2)' : 'wrk -c50 (HTTPS/1.1 keep-alive)'} | ${fmt(m.rps)} | ${us(m.cpuUs)} |`,
+      );
+    }
+  }
 }
 lines.push(
   '',
@@ -217,11 +295,14 @@ lines.push(
   '|---|---|---|---|---|---|',
 );
 for (const c of contenders.filter((x) => x.roles)) {
-  const [w, a] = [med(c.name, 'wrk').byRole ?? {}, med(c.name, 'ab').byRole ?? {}];
+  const [t1, t2] = c.tools ? [c.tools[0] as Tool, c.tools[0] as Tool] : (['wrk', 'ab'] as const);
+  const [w, a] = [med(c.name, t1).byRole ?? {}, med(c.name, t2).byRole ?? {}];
   const i = idles.get(c.name) ?? [];
   const idleOf = (r: Role) => `${(median(i.map((x) => x[r])) * 1000).toFixed(2)} ms/s`;
   const cell = (r: Role) => `${us(w[r] ?? 0)} / ${us(a[r] ?? 0)}`;
-  lines.push(`| ${c.name} | ${cell('supervisor')} | ${cell('master')} | ${cell('workers')} | ${idleOf('supervisor')} | ${idleOf('master')} |`);
+  lines.push(
+    `| ${c.name} | ${cell('supervisor')} | ${cell('master')} | ${cell('workers')} | ${idleOf('supervisor')} | ${idleOf('master')} |`,
+  );
 }
 // Each round's two runs are minutes apart at most, the rounds' much more:
 // the ratio is taken within each round, and its median (and range) given.
@@ -231,13 +312,15 @@ lines.push(
   '|---|---|---|',
 );
 for (const [b, peer] of PEERS) {
-  if (!runs.has(`${b}|wrk`) || !runs.has(`${peer}|wrk`)) continue;
+  if (![...runs.keys()].some((k) => k.startsWith(`${b}|`)) || ![...runs.keys()].some((k) => k.startsWith(`${peer}|`))) continue;
   const ratio = (tool: Tool) => {
     const mine = runs.get(`${b}|${tool}`) ?? [];
     const theirs = runs.get(`${peer}|${tool}`) ?? [];
     const r = mine.map((m, i) => m.cpuUs / (theirs[i]?.cpuUs ?? Number.NaN)).sort((x, y) => x - y);
     return `${median(r).toFixed(3)}× (${(r[0] ?? 0).toFixed(2)}–${(r.at(-1) ?? 0).toFixed(2)})`;
   };
-  lines.push(`| ${b} ÷ ${peer} | ${ratio('wrk')} | ${ratio('ab')} |`);
+  const tools = contenders.find((c) => c.name === b)?.tools;
+  if (tools) lines.push(`| ${b} ÷ ${peer} (${tools[0]}) | ${ratio(tools[0] as Tool)} | |`);
+  else lines.push(`| ${b} ÷ ${peer} | ${ratio('wrk')} | ${ratio('ab')} |`);
 }
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -36,6 +36,7 @@ const LOAD_LANE = [
   'test/serve/real-apps.test.ts',
   'test/serve/frameworks.test.ts',
   'test/serve/script-apps.test.ts',
+  'test/serve/http2.test.ts',
   'test/serve/reuseport.test.ts',
   'test/serve/zero-loss.test.ts',
   'test/start_server/interop.test.ts',

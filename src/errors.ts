@@ -19,6 +19,7 @@ export const ERRORS = {
     exit: 1,
     meaning: 'the app module cannot be loaded (missing, a syntax error, a missing dependency, it throws at start) or serves nothing',
   },
+  ERR_BATON_TLS: { exit: 1, meaning: '`--tls-cert`/`--tls-key` cannot be read, or are not a certificate and its key' },
   ERR_BATON_HANDOFF: { exit: 1, meaning: 'a socket handoff that could not happen' },
   ERR_BATON_HANDOVER: { exit: 1, meaning: 'a `--handover` mechanism this machine lacks' },
   ERR_BATON_REUSEPORT_JOIN: {

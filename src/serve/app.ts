@@ -23,10 +23,16 @@ type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 function toRequest(req: IncomingMessage): Request {
   const headers = new Headers();
-  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i] as string, req.rawHeaders[i + 1] as string);
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i] as string;
+    // HTTP/2's pseudo-headers (:method, :path...) are not headers of a Request
+    if (name.charCodeAt(0) !== 58) headers.append(name, req.rawHeaders[i + 1] as string);
+  }
   const method = req.method ?? 'GET';
   const hasBody = method !== 'GET' && method !== 'HEAD';
-  const url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`;
+  const host = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? 'localhost';
+  const scheme = (req.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'https' : 'http';
+  const url = `${scheme}://${host}${req.url ?? '/'}`;
   return new Request(url, {
     method,
     headers,

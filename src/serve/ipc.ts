@@ -13,6 +13,10 @@ export interface WorkerConfig {
   gracefulTimeoutMs: number;
   /** Long-lived connections (WebSockets, event streams) are ended for the app this long into a drain. */
   drainTimeoutMs: number;
+  /** HTTPS with this certificate and key (PEM); with `http2`, h2 and HTTP/1.1 by ALPN. */
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** HTTP/2 (h2c without tls). */
+  http2: boolean;
   /** Keep-alive clients are told to leave each at a random moment within this long. */
   closeSpreadMs: number;
   /** Answered by the worker itself, before the app: 200 while it serves, 503 once the instance is going away. */

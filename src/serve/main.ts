@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
 import { DRAIN_TIMEOUT_S, GRACEFUL_TIMEOUT_S, HANDOVER_TIMEOUT_S, KEEPALIVE_TIMEOUT_S } from '../defaults.ts';
 import { BatonError } from '../errors.ts';
@@ -46,6 +47,16 @@ export const SERVE_OPTIONS = {
     aliases: ['handoff-uid'],
     defaultText: 'ours only',
     help: 'also hand sockets to this uid',
+  },
+  'tls-cert': {
+    kind: 'string',
+    placeholder: 'FILE',
+    help: 'serve HTTPS: the certificate chain (PEM), read by each generation at its start',
+  },
+  'tls-key': { kind: 'string', placeholder: 'FILE', help: 'its private key (PEM)' },
+  http2: {
+    kind: 'flag',
+    help: 'serve HTTP/2: with TLS, h2 and HTTP/1.1 by ALPN; without, h2c (prior\nknowledge); on stop, sessions get the two-phase GOAWAY',
   },
   'max-workers': { kind: 'integer', min: 1, defaultText: 'the number of CPUs', help: 'workers' },
   'max-request-per-child': { kind: 'integer', min: 0, default: 0, help: 'replace a worker after N requests (0: never)' },
@@ -112,6 +123,8 @@ baton aborts: end WebSockets (1001) and event streams then.
 Sockets: inherited from start_server (SERVER_STARTER_PORT) or systemd
 (LISTEN_FDS) when present, otherwise:
 ${section(['host', 'port', 'path', 'backlog', 'reuse-port', 'handover', 'handover-timeout', 'socket-handoff', 'socket-handoff-uid'])}
+TLS and HTTP/2 (for an app that exports a handler):
+${section(['tls-cert', 'tls-key', 'http2'])}
 Workers:
 ${section(['max-workers', 'max-request-per-child', 'min-request-per-child', 'spawn-interval', 'boot-priority', 'request-timeout', 'keepalive-timeout', 'graceful-timeout', 'close-spread', 'drain-timeout'])}
 Shutting down behind a load balancer (Kubernetes):
@@ -155,6 +168,34 @@ function warnLowOpenFilesLimit(log: (m: string) => void): void {
   }
 }
 
+/**
+ * --tls-cert and --tls-key, read and checked now: a bad or missing pair is one
+ * line before this generation serves anything (the one serving stays).
+ */
+function readTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  usage: (m: string) => BatonError,
+): { certFile: string; keyFile: string } | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) throw usage('--tls-cert and --tls-key go together');
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new BatonError('ERR_BATON_TLS', `cannot read the ${what} ${file}: ${(e as Error).message}`);
+    }
+  };
+  try {
+    createSecureContext({ cert: read(certFile, 'certificate'), key: read(keyFile, 'key') });
+  } catch (e) {
+    if (e instanceof BatonError) throw e;
+    throw new BatonError('ERR_BATON_TLS', `${certFile} and ${keyFile} are not a certificate and its key: ${(e as Error).message}`);
+  }
+  // the workers read the files themselves: a private key is kept out of their environment
+  return { certFile: resolve(certFile), keyFile: resolve(keyFile) };
+}
+
 export async function serveMain(argv: string[]): Promise<number> {
   // From the very start: a supervisor may signal us while we still bind and
   // load, and a default-action TERM would reset every connection queued on
@@ -176,6 +217,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   const readyPath = v['ready-path'];
   if (readyPath !== undefined && !/^\/[^?#\s]*$/.test(readyPath))
     throw usage(`--ready-path must be a path starting with /, without query or spaces (got ${JSON.stringify(readyPath)})`);
+  const tls = readTls(v['tls-cert'], v['tls-key'], usage);
   const cfg = {
     app,
     workers: v['max-workers'] ?? availableParallelism(),
@@ -195,6 +237,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     appPort: v['app-port'],
     listenTimeoutMs: ms(v['listen-timeout']),
     besideServing: process.env.BATON_SERVING_GENERATION !== undefined,
+    tls,
+    http2: v.http2,
     bootPriority: v['boot-priority'],
   };
   const handover = chooseHandover(v.handover, false);

@@ -59,6 +59,9 @@ export interface ServeConfig {
   /** An app that listens by itself: which of its listens is served (default: its first). */
   appPort: number | undefined;
   listenTimeoutMs: number;
+  /** HTTPS: the certificate and key (PEM) this generation read at its start. */
+  tls: { certFile: string; keyFile: string } | undefined;
+  http2: boolean;
   /** Another generation serves while this one boots (the supervisor says so). */
   besideServing: boolean;
   /** --boot-priority: low (beside a serving generation, where it can come back) or normal. */
@@ -290,6 +293,8 @@ export class Master {
       gracefulTimeoutMs: this.cfg.gracefulTimeoutMs,
       drainTimeoutMs: this.cfg.drainTimeoutMs,
       closeSpreadMs: this.cfg.closeSpreadMs,
+      tls: this.cfg.tls,
+      http2: this.cfg.http2,
       readyPath: this.cfg.readyPath,
       unready: this.phase === 'delaying',
       appPort: this.cfg.appPort,

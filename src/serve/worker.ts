@@ -18,16 +18,20 @@
 //   throw (process/log.ts), the app's writes to a failing stdout or stderr
 //   (a full disk, /dev/full, a dead log pipe) are dropped, and a message to
 //   a master that is gone is dropped too (the worker then drains and exits).
+
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, createSecureServer } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatonError } from '../errors.ts';
+import { type CapturedListen, DeferredSignals, deferClose, ListenCapture } from '../lib/capture.ts';
 import { type Graceful, graceful } from '../lib/graceful/index.ts';
 import { LowPriorityBoot } from '../process/boot-priority.ts';
 import { flushCompileCacheNow } from '../process/compile-cache.ts';
 import { logger } from '../process/log.ts';
 import { exportsNothing, importApp, servingExports } from './app.ts';
 import { appLoadError } from './app-error.ts';
-import { type CapturedListen, DeferredSignals, deferClose, ListenCapture } from './capture.ts';
 import type { MasterMessage, WorkerConfig, WorkerMessage } from './ipc.ts';
 
 /** After the drain, the app's own shutdown handlers get this long before the worker exits. */
@@ -237,19 +241,33 @@ if (capture.mains.length === 0 && exportsNothing(mod)) {
 }
 if (capture.mains.length === 0) await serveExports();
 
+/** A server of ours for an exported handler: HTTP/1.1, HTTPS, or HTTP/2 (h2 and HTTP/1.1 by ALPN with TLS). */
+function newServer(): Server {
+  const http1 = {
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    requestTimeout: config.timeoutMs,
+    headersTimeout: Math.min(config.timeoutMs, 60_000),
+    // Node enforces both timeouts only at this interval (default 30 s).
+    connectionsCheckingInterval: Math.min(1000, Math.max(100, config.timeoutMs / 4)),
+  };
+  const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
+  if (config.http2) {
+    // the HTTP/1.1 timeouts apply to ALPN's HTTP/1.1 fallback
+    const server = tls
+      ? createSecureServer({ ...tls, ...http1, allowHTTP1: true } as Parameters<typeof createSecureServer>[0])
+      : createHttp2Server();
+    return server as unknown as Server;
+  }
+  return tls ? createHttpsServer({ ...http1, ...tls }) : createServer(http1);
+}
+
 /** An app that exports a handler: our own servers, one per inherited socket. */
 async function serveExports(): Promise<void> {
   const app = await servingExports(mod, config.app).catch(fail);
   capture.release();
   const handler = around(app.listener);
   for (const fd of config.fds) {
-    const server = createServer({
-      keepAliveTimeout: config.keepAliveTimeoutMs,
-      requestTimeout: config.timeoutMs,
-      headersTimeout: Math.min(config.timeoutMs, 60_000),
-      // Node enforces both timeouts only at this interval (default 30 s).
-      connectionsCheckingInterval: Math.min(1000, Math.max(100, config.timeoutMs / 4)),
-    });
+    const server = newServer();
     const drain = graceful(server, drainOptions);
     server.on('error', (err: NodeJS.ErrnoException) => {
       if (err.syscall !== 'accept') throw err;

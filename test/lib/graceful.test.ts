@@ -147,3 +147,57 @@ test("long-lived connections, on their own: an event stream begun before the dra
 async function waitForText(check: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !check(); i++) await sleep(10);
 }
+
+test('HTTP/2 (TLS, allowHTTP1): sessions get the two-phase GOAWAY, every stream started finishes, nothing is reset, the drain resolves', async (t) => {
+  const { createSecureServer, connect: h2connect } = await import('node:http2');
+  const { readFileSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { selfSignedCertificate } = await import('../../harness/tls.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'baton-h2-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { cert, key } = selfSignedCertificate(dir);
+  const server = createSecureServer({ cert: readFileSync(cert), key: readFileSync(key), allowHTTP1: true }, (_req, res) => {
+    setTimeout(() => res.end('ok'), 20);
+  });
+  const g = graceful(server, { goawayGapMs: 200, timeoutMs: 5000 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const sessions = Array.from({ length: 4 }, () => h2connect(origin, { rejectUnauthorized: false }));
+  const goaways: number[] = [];
+  const outcomes = { ok: 0, refused: 0, other: [] as string[] };
+  let stop = false;
+  const loops = sessions.map(async (s, i) => {
+    s.on('goaway', (code) => goaways.push(code));
+    s.on('error', () => {});
+    while (!stop && !s.closed && !s.destroyed) {
+      try {
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = s.request({ ':path': `/${i}` });
+          let st = 0;
+          req.on('response', (h) => {
+            st = Number(h[':status']);
+          });
+          req.on('error', reject);
+          req.on('close', () => (req.rstCode === 0 ? resolve(st) : reject(Object.assign(new Error('rst'), { code: req.rstCode }))));
+          req.resume();
+          req.end();
+        });
+        if (status === 200) outcomes.ok++;
+      } catch (e) {
+        // REFUSED_STREAM (7) is the one a client may retry anywhere: a stream the server never saw
+        if ((e as { code?: unknown }).code === 7 || (e as { code?: unknown }).code === 'ERR_HTTP2_GOAWAY_SESSION') outcomes.refused++;
+        else outcomes.other.push(String((e as Error).message ?? e));
+      }
+    }
+  });
+  await sleep(300);
+  assert.equal(await g.shutdown(), 'drained');
+  stop = true;
+  await Promise.all(loops);
+  for (const s of sessions) s.destroy();
+  t.diagnostic(`streams ok ${outcomes.ok}, refused ${outcomes.refused}, goaway frames ${goaways.length}`);
+  assert.ok(goaways.length >= 4, `every session heard GOAWAY (${goaways.length})`);
+  assert.deepEqual(outcomes.other, [], 'no stream reset, no connection error');
+  assert.ok(outcomes.ok > 20);
+});

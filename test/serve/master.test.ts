@@ -43,6 +43,8 @@ const cfg: ServeConfig = {
   gracefulTimeoutMs: 30_000,
   drainTimeoutMs: 10_000,
   closeSpreadMs: 0,
+  tls: undefined,
+  http2: false,
   readyPath: undefined,
   shutdownDelayMs: 0,
   backlog: 511,

@@ -30,7 +30,12 @@ export class Connections {
   private nodeList: NodeConnectionList | undefined;
   private own: Set<Socket> | undefined;
 
-  constructor(server: HttpServer) {
+  /**
+   * `ownFallback`: keep a list of our own where Node keeps none. Not for an
+   * HTTP/2 server: its connections are sessions (http2.ts), never idle
+   * HTTP/1 connections to sweep.
+   */
+  constructor(server: HttpServer, ownFallback = true) {
     const own = () => this.own;
     function untrack(this: Socket): void {
       own()?.delete(this);
@@ -44,7 +49,7 @@ export class Connections {
     // that arrive with no 'listening' (reuse-port fronts) start our own.
     const first = (socket: Socket) => {
       server.off('connection', first);
-      if (this.nodeList) return;
+      if (this.nodeList || !ownFallback) return;
       this.own = new Set();
       server.prependListener('connection', track);
       track(socket);

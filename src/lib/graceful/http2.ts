@@ -5,10 +5,12 @@
 // 1. GOAWAY with the highest stream id there can be: "start no new streams",
 //    while streams the client sent before it heard (still on the wire) are
 //    taken and served;
-// 2. after a gap of at least a round trip, session.close(): the final GOAWAY
-//    with the last stream id really processed (anything later the client
-//    sent is refused with REFUSED_STREAM, which a client may retry
-//    anywhere), and the session ends once its streams are done.
+// 2. after a gap of at least a round trip, and once the session has no
+//    stream open, session.close(): the final GOAWAY with the last stream id
+//    processed, and the end of the session. Closing while streams are open
+//    makes Node's client refuse (REFUSED_STREAM) some it had in flight;
+//    waiting for them costs nothing, since the client opens no new ones once
+//    it has heard the first GOAWAY.
 // Nothing is reset: no stream ends in RST_STREAM, no connection in a TCP
 // reset. A session that begins during the drain (its connection was
 // accepted just before the listener closed) is told at once. Its sockets are
@@ -27,16 +29,31 @@ export function isHttp2Server(server: NetServer): boolean {
 
 export class Sessions {
   readonly open = new Set<Http2Session>();
+  /** Streams open per session (counted only while draining matters, but a session's life is short next to its streams). */
+  private readonly streams = new WeakMap<Http2Session, number>();
   private phase: 'serving' | 'announced' | 'closing' = 'serving';
 
   constructor(server: NetServer) {
     server.on('session', (s: Http2Session) => {
       this.open.add(s);
+      this.streams.set(s, 0);
       s.once('close', () => this.open.delete(s));
+      s.on('stream', (stream: { once(e: 'close', f: () => void): void }) => {
+        this.streams.set(s, (this.streams.get(s) ?? 0) + 1);
+        stream.once('close', () => {
+          const left = (this.streams.get(s) ?? 1) - 1;
+          this.streams.set(s, left);
+          if (left === 0 && this.phase === 'closing') close(s);
+        });
+      });
       // a late comer hears what the others heard
       if (this.phase !== 'serving') goaway(s);
-      if (this.phase === 'closing') close(s);
+      if (this.phase === 'closing') this.closeWhenIdle(s);
     });
+  }
+
+  private closeWhenIdle(s: Http2Session): void {
+    if ((this.streams.get(s) ?? 0) === 0) close(s);
   }
 
   /** Phase 1. */
@@ -45,10 +62,11 @@ export class Sessions {
     for (const s of this.open) goaway(s);
   }
 
-  /** Phase 2. */
+  /** Phase 2: each session is closed once no stream is open on it. */
   close(): void {
+    if (this.phase === 'closing') return;
     this.phase = 'closing';
-    for (const s of this.open) close(s);
+    for (const s of this.open) this.closeWhenIdle(s);
   }
 
   /** At the drain's bound: what is left goes. */

@@ -10,18 +10,21 @@
 // 4. sweep: a connection is closed by us only once it is truly idle
 //    (idle.ts);
 // 5. long-lived connections (WebSockets, event streams) are ended by the app
-//    on the drain signal, or for it at `longLivedMs` (long-lived.ts);
+//    on the drain signal, or for it at `longLivedMs` (long-lived.ts); HTTP/2
+//    sessions are told to leave, the two-phase way (http2.ts);
 // 6. resolve when no connection is left, or at `timeoutMs`, when the
 //    remaining connections are destroyed.
 // Never http.Server#close() here: it also closes idle keep-alive connections
 // (one lost request per connection under a busy client).
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
 import { Server as NetServer, type Socket } from 'node:net';
 import { DRAIN_TIMEOUT_S, GRACEFUL_TIMEOUT_S, HANDOVER_TIMEOUT_S } from '../../defaults.ts';
 import { handOverPort } from '../../net/reuseport/index.ts';
 import { startDraining } from '../draining.ts';
 import { reuseportBinding } from '../listen.ts';
 import { Connections } from './connections.ts';
+import { isHttp2Server, Sessions } from './http2.ts';
 import { currentResponse, IdleSweep, idleCloseMs } from './idle.ts';
 import { LongLived } from './long-lived.ts';
 
@@ -47,6 +50,11 @@ export interface GracefulOptions {
    * random time within this many ms (default 0: all at once).
    */
   closeSpreadMs?: number;
+  /**
+   * HTTP/2: between the first GOAWAY (no new streams, please) and the final
+   * one; at least a round trip (default 1 s).
+   */
+  goawayGapMs?: number;
   /** Told how many long-lived connections were ended at `longLivedMs`, if any. */
   onLongLivedEnded?: (count: number) => void;
 }
@@ -62,6 +70,7 @@ export interface Graceful {
 }
 
 const SWEEP_MS = 20;
+const GOAWAY_GAP_MS = 1000;
 
 function markClose(res: ServerResponse): void {
   // HTTP/2 has no Connection header (GOAWAY does its work: http2.ts)
@@ -102,10 +111,15 @@ function stopAccepting(server: HttpServer): void {
   else NetServer.prototype.close.call(server);
 }
 
-export function graceful(server: HttpServer, options: GracefulOptions = {}): Graceful {
+/** A server graceful() drains: http, https, or http2 (secure or not, with allowHTTP1 or not). */
+export type DrainableServer = HttpServer | Http2Server | Http2SecureServer;
+
+export function graceful(drainable: DrainableServer, options: GracefulOptions = {}): Graceful {
+  const server = drainable as HttpServer;
   const timeoutMs = options.timeoutMs ?? GRACEFUL_TIMEOUT_S * 1000;
   const longLivedMs = options.longLivedMs ?? DRAIN_TIMEOUT_S * 1000;
-  const connections = new Connections(server);
+  const h2 = isHttp2Server(server) ? new Sessions(server) : undefined;
+  const connections = new Connections(server, !h2);
   let draining = false;
   let done: Promise<'drained' | 'timeout'> | undefined;
 
@@ -118,6 +132,8 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
     draining = true;
     stopAccepting(server);
     closeOnResponses(server, options.closeSpreadMs ?? 0, connections);
+    h2?.announce();
+    const goawayAt = Date.now() + (options.goawayGapMs ?? GOAWAY_GAP_MS);
     const longLived = new LongLived(connections);
     longLived.noteBegun();
     startDraining('the server is shutting down');
@@ -139,11 +155,14 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
           if (!boundReached && ended > 0) options.onLongLivedEnded?.(ended);
           boundReached = true;
         }
-        if ((open.length === 0 && connections.upgraded.size === 0) || now >= deadline) {
+        if (h2 && now >= goawayAt) h2.close();
+        const sessions = h2?.size ?? 0;
+        if ((open.length === 0 && connections.upgraded.size === 0 && sessions === 0) || now >= deadline) {
           clearInterval(sweep);
           const left = [...connections.http(), ...connections.upgraded.keys()];
           for (const socket of left) socket.destroy();
-          resolve(left.length > 0 ? 'timeout' : 'drained');
+          h2?.destroy();
+          resolve(left.length > 0 || sessions > 0 ? 'timeout' : 'drained');
         }
       }, SWEEP_MS);
     });
@@ -158,7 +177,7 @@ export function graceful(server: HttpServer, options: GracefulOptions = {}): Gra
       return draining;
     },
     get connections() {
-      return connections.count;
+      return connections.count + (h2?.size ?? 0);
     },
     get upgraded() {
       return connections.upgraded.size;

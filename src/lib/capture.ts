@@ -42,8 +42,8 @@ function askedFor(args: ListenArgs): { asked: string; port: number | undefined }
 }
 
 export interface CaptureOptions {
-  /** The listening socket baton serves (in this worker). */
-  fd: number;
+  /** The listening socket baton serves (in this worker); none: the main listen binds as the app asked. */
+  fd: number | undefined;
   backlog: number;
   /** The app's listen on this port is the main one; others bind as asked. */
   appPort: number | undefined;
@@ -82,6 +82,7 @@ export class ListenCapture {
       const c: CapturedListen = { server: server as HttpServer, ...asked };
       this.mains.push(c);
       this.o.onMain(c);
+      if (this.o.fd === undefined) return this.original.apply(server, args as Parameters<NetServer['listen']>);
       return this.original.apply(server, [{ fd: this.o.fd }, this.o.backlog, callback] as unknown as Parameters<NetServer['listen']>);
     }
     if (this.o.appPort !== undefined && !main) {
