@@ -4,18 +4,31 @@
 // `--check` only says which differ (test/docs.test.ts runs it).
 import { globSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ERRORS } from '../src/errors.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
+/** A Markdown table with its columns padded, as the formatter (biome) lays tables out. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
 const GENERATORS: Record<string, () => string> = {
   errors: () =>
-    [
-      '| code | exit | what |',
-      '| ---- | ---- | ---- |',
-      ...Object.entries(ERRORS).map(([code, e]) => `| \`${code}\` | ${e.exit} | ${e.meaning} |`),
-      "| `EADDRINUSE`, `ENOENT`, `EACCES`, `EEXIST`, … | the errno (98, 2, 13, 17) | a system call failed: the errno name is the code, as Perl's `die` exits |",
-    ].join('\n'),
+    table(
+      ['code', 'exit', 'what'],
+      [
+        ...Object.entries(ERRORS).map(([code, e]) => [`\`${code}\``, String(e.exit), e.meaning]),
+        [
+          '`EADDRINUSE`, `ENOENT`, `EACCES`, `EEXIST`, …',
+          'the errno (98, 2, 13, 17)',
+          "a system call failed: the errno name is the code, as Perl's `die` exits",
+        ],
+      ],
+    ),
 };
 
 const BLOCK = /(<!-- generated: ([a-z0-9:-]+) -->\n)([\s\S]*?)(<!-- end -->)/g;
@@ -32,7 +45,7 @@ export function docFiles(): string[] {
   return ['README.md', ...globSync('docs/**/*.md', { cwd: ROOT })].map((f) => join(ROOT, f));
 }
 
-if (import.meta.main) {
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const check = process.argv.includes('--check');
   const stale: string[] = [];
   for (const file of docFiles()) {

@@ -77,7 +77,11 @@ export class Deploy {
       ...(this.record.goneMs === undefined ? {} : { goneMs: this.record.goneMs }),
     };
     for (const s of this.sinks) s.verdict(verdict);
+    this.onEnd?.(verdict, this.record);
   }
+
+  /** Told each verdict (the service manager's STATUS, the metrics). */
+  onEnd?: (v: Verdict, r: DeployRecord) => void;
 }
 
 export class DeployLog {
@@ -97,8 +101,12 @@ export class DeployLog {
     return this.waiting.length > 0;
   }
 
+  /** Told each deploy's verdict. */
+  onEnd?: (v: Verdict, r: DeployRecord) => void;
+
   begin(trigger: DeployTrigger): Deploy {
     const d = new Deploy(++this.seq, trigger, this.waiting);
+    d.onEnd = (v, r) => this.onEnd?.(v, r);
     this.waiting = [];
     this.records.push(d.record);
     if (this.records.length > HISTORY) this.records.shift();

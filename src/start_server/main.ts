@@ -4,7 +4,7 @@
 import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { runCommand } from '../cli-kit/run.ts';
 import { systemError } from '../errors.ts';
-import { systemBacklog } from '../net/inherited.ts';
+import { inheritedSockets, systemBacklog } from '../net/inherited.ts';
 import { closeListeners, type Listener, openListeners } from '../net/listeners.ts';
 import { native } from '../net/native.ts';
 import { Inbox } from '../process/inbox.ts';
@@ -29,6 +29,23 @@ function startupEnv(o: StartServerOptions): Record<string, string | undefined> {
   if (o.killOldDelay !== undefined) env.KILL_OLD_DELAY = String(o.killOldDelay);
   if (o.autoRestartInterval !== undefined) env.AUTO_RESTART_INTERVAL = String(o.autoRestartInterval);
   return { ...env, ...loadEnvdir(env.ENVDIR) };
+}
+
+/**
+ * systemd socket activation (a .socket unit): with no --port or --path, the
+ * sockets systemd passed us (LISTEN_FDS for our pid) are the ones every
+ * generation inherits, at the same fds. The variables are ours, not theirs.
+ */
+function socketActivated(env: Record<string, string | undefined>): Listener[] {
+  const sockets = inheritedSockets(env).filter((s) => s.source === 'systemd');
+  for (const k of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) delete env[k];
+  for (const s of sockets) log(`using the socket systemd passed as fd ${s.fd} (${s.name})`);
+  // keyed as --port would key them: the address they are bound to
+  return sockets.map((s) => {
+    const a = native.localAddress(s.fd);
+    const key = a.path ?? (a.address?.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
+    return { key, fd: s.fd, childFd: s.fd };
+  });
 }
 
 /** Opens --log-file: a file in append mode, or a pipe to "| command". */
@@ -67,7 +84,10 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
   } else {
     const logFd = o.logFile === undefined ? undefined : openLog(o.logFile, env);
     log(`start_server (pid:${process.pid}) starting now...`);
-    listeners = await openListeners({ ports: o.ports, paths: o.paths, backlog: o.backlog || systemBacklog(), warn: log });
+    const activated = o.ports.length === 0 && o.paths.length === 0 ? socketActivated(env) : [];
+    listeners = activated.length
+      ? activated
+      : await openListeners({ ports: o.ports, paths: o.paths, backlog: o.backlog || systemBacklog(), warn: log });
     if (logFd !== undefined) {
       native.dup2(logFd, 1);
       native.dup2(logFd, 2);

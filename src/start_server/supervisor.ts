@@ -45,6 +45,7 @@ import { type Generation, Generations } from './generations.ts';
 import { NotifySocket } from './notify-socket.ts';
 import type { StartServerOptions } from './options.ts';
 import { failureHint, ReadinessJudge, USE_INHERITED } from './readiness.ts';
+import { MANAGER_ENV, ServiceManager } from './service-manager.ts';
 import { StderrTail } from './stderr-tail.ts';
 import { autoRestartDue, type Env, killOldDelay, passEnv } from './upstream-env.ts';
 
@@ -115,6 +116,8 @@ export class Supervisor {
   /** The deploy under way, for requests that arrive meanwhile. */
   private current: Deploy | undefined;
   readonly deploys = new DeployLog();
+  /** Our own service manager (systemd), when it listens for notifications. */
+  private readonly manager: ServiceManager | undefined;
   /** Whether this process wrote the status file (only then is it removed at exit). */
   statusWritten = false;
 
@@ -126,6 +129,10 @@ export class Supervisor {
     this.env = cfg.baseEnv;
     this.stdinDevNull = cfg.stdinDevNull;
     this.os = cfg.os ?? systemOs;
+    this.manager = ServiceManager.fromEnv(cfg.baseEnv, log);
+    this.deploys.onEnd = (v, r) => {
+      if (r.trigger === 'HUP' || r.trigger === 'control') this.manager?.ready(verdictStatus(v));
+    };
     this.judge = new ReadinessJudge(cfg.options.ready, {
       inodes: new Set(cfg.listeners.flatMap((l) => inodeOf(l.fd))),
       describe: cfg.listeners.map((l) => `${l.key}, fd ${l.childFd}`).join('; '),
@@ -160,6 +167,7 @@ export class Supervisor {
     if (this.opts.ready !== 'interval') this.notify = new NotifySocket(this.opts.notifySocket);
     try {
       if (!(await this.deploy('start'))) return await this.giveUp();
+      this.manager?.ready(`generation ${this.gens.serving()?.number} serves`);
       for (;;) {
         const exit = await this.wait();
         this.env = passEnv(this.baseEnv);
@@ -254,6 +262,7 @@ export class Supervisor {
    */
   private async deploy(trigger: DeployTrigger): Promise<boolean> {
     const d = this.deploys.begin(trigger);
+    if (trigger === 'HUP' || trigger === 'control') this.manager?.reloading(`deploy ${d.id}: generation ${this.number + 1} starting`);
     this.current = d;
     try {
       const started = await this.startGeneration(d);
@@ -415,6 +424,8 @@ export class Supervisor {
     const token = Generations.newToken();
     const env: Env = {
       ...this.env,
+      // our service manager's, not theirs
+      ...Object.fromEntries(MANAGER_ENV.map((k) => [k, undefined])),
       SERVER_STARTER_PORT: serverStarterPort(this.listeners),
       SERVER_STARTER_GENERATION: String(this.number),
       // it boots beside one that serves (baton serve then boots at low priority)
@@ -541,6 +552,7 @@ export class Supervisor {
   }
 
   private async cleanup(sig: string): Promise<number> {
+    this.manager?.stopping();
     const termSignal = sig === 'TERM' ? this.opts.signalOnTerm : 'TERM';
     this.deploys.stopAll(undefined);
     const live = this.gens.all();
@@ -597,6 +609,13 @@ export class Supervisor {
       log(`failed to write status file ${file}: ${(e as Error).message}`);
     }
   }
+}
+
+/** A verdict as one STATUS= line for the service manager. */
+function verdictStatus(v: Verdict): string {
+  const serving = v.serving ? `generation ${v.serving.generation} serves` : 'no generation serves';
+  const how = v.outcome === 'deployed' ? `deployed in ${v.goneMs} ms` : `FAILED (${v.outcome})`;
+  return `deploy ${v.deploy} ${how}; ${serving}`;
 }
 
 /** The inode of a listening socket we hold (none for one the tests stand in for). */
