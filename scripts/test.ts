@@ -41,6 +41,7 @@ const LOAD_LANE = [
   'test/serve/zero-loss.test.ts',
   'test/start_server/interop.test.ts',
   'test/start_server/never-down.test.ts',
+  'test/start_server/service.test.ts',
 ];
 /**
  * A test that sets no timeout of its own fails after this long instead of

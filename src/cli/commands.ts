@@ -2,6 +2,8 @@
 // loaded only when asked for (a serve worker's master needs none of the
 // others), and runs under cli-kit's runner: an error that ends it is one line
 // and a documented exit status.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { runCommand } from '../cli-kit/run.ts';
 import { BatonError } from '../errors.ts';
 import { writeErr, writeOut } from '../process/log.ts';
@@ -18,7 +20,9 @@ Commands:
   drill [options] -- cmd...                hot-deploy cmd repeatedly under load and report every failure
   reuseport-exec --port=N -- cmd...        run any server on a SO_REUSEPORT socket and hand the
                                            port over with nothing lost when it stops (--help)
+  systemd NAME -- [start options] -- cmd   a systemd unit running cmd under baton start (--help)
   doctor                                   which zero-loss port handover this machine supports
+  --version                                baton's version
   help                                     this text
 `;
 
@@ -30,6 +34,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: (argv) => runCommand('baton serve: ', async () => (await import('../serve/main.ts')).serveMain(argv)),
   drill: (argv) => runCommand('baton drill: ', async () => (await import('../drill/main.ts')).drillMain(argv)),
   deploy: (argv) => runCommand('baton deploy: ', async () => (await import('../ctl/deploy.ts')).deployMain(argv)),
+  systemd: (argv) => runCommand('baton systemd: ', async () => (await import('../ctl/systemd.ts')).systemdMain(argv)),
   doctor: () =>
     runCommand('baton doctor: ', async () => {
       const { lines, ok } = (await import('../net/doctor.ts')).doctorReport();
@@ -37,6 +42,12 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
       return ok ? 0 : 1;
     }),
 };
+
+/** The package's name and version, from its package.json. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { name: string; version: string };
+  return `${pkg.name} ${pkg.version}`;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -46,6 +57,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (['help', '--help', '-h'].includes(command)) {
     writeOut(USAGE);
+    return 0;
+  }
+  if (command === '--version' || command === 'version') {
+    writeOut(`${packageVersion()}\n`);
     return 0;
   }
   const run = COMMANDS[command];

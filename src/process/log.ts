@@ -8,7 +8,33 @@
 // Lines are written whole and synchronously to fd 2, so they keep their
 // order with the children's output and survive a dup2 of fd 2 onto
 // --log-file.
+//
+// BATON_LOG (set by `baton start --log-timestamps`/`--log-format=json` for
+// itself and handed to its generations, so every baton process logs alike)
+// adds the time (`timestamps`), or makes each line one JSON object for a log
+// shipper (`json`: time, pid, the generation, msg). The app's own output is
+// never touched.
 import { writeSync } from 'node:fs';
+
+type Format = 'text' | 'timestamps' | 'json';
+
+function format(): Format {
+  const f = process.env.BATON_LOG;
+  return f === 'json' || f === 'timestamps' ? f : 'text';
+}
+
+/** One line as BATON_LOG wants it. */
+export function formatLine(line: string, f: Format = format(), now = new Date()): string {
+  if (f === 'text') return line;
+  if (f === 'timestamps') return `${now.toISOString()} ${line}`;
+  const generation = Number(process.env.SERVER_STARTER_GENERATION);
+  return JSON.stringify({
+    time: now.toISOString(),
+    pid: process.pid,
+    ...(Number.isInteger(generation) && generation > 0 ? { generation } : {}),
+    msg: line,
+  });
+}
 
 /** A pipe someone else made non-blocking may be full for a moment: wait this long for it. */
 const PIPE_WAIT_MS = 100;
@@ -40,13 +66,13 @@ function write(fd: number, text: string): boolean {
 /** Writes one line to stderr, or counts it as dropped. Never throws. */
 export function logLine(line: string): void {
   if (dropped > 0) {
-    if (!write(2, `(${dropped} earlier log line${dropped > 1 ? 's' : ''} dropped: ${why})\n`)) {
+    if (!write(2, `${formatLine(`(${dropped} earlier log line${dropped > 1 ? 's' : ''} dropped: ${why})`)}\n`)) {
       dropped++;
       return;
     }
     dropped = 0;
   }
-  if (!write(2, `${line}\n`)) dropped++;
+  if (!write(2, `${formatLine(line)}\n`)) dropped++;
 }
 
 /** A logger whose lines start with `prefix`. */

@@ -38,5 +38,7 @@ export type MasterMessage = { type: 'stop' } | { type: 'unready' };
 export type WorkerMessage =
   | { type: 'listening' }
   | { type: 'recycle'; handled: number }
+  /** Once a second under --metrics: its open connections. */
+  | { type: 'stats'; connections: number }
   /** It cannot start: one line saying why (a module that cannot be loaded). */
   | { type: 'failed'; message: string };

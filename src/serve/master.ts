@@ -120,6 +120,8 @@ interface Worker {
   listened: boolean;
   /** Why it cannot start, as it said (an app that cannot be loaded). */
   failure?: string;
+  /** Its open connections, as it last said (--metrics). */
+  connections?: number;
 }
 
 const log = logger('baton serve: ');
@@ -179,6 +181,8 @@ export class Master {
 
   /** PORT and HOST as the app reads them: what is served (an app that listens on PORT is served there anyway). */
   private readonly appEnv: Record<string, string>;
+  /** Workers that died and were restarted (--metrics). */
+  private restarts = 0;
   /** The first thing a worker said about why it could not start. */
   private appFailure: string | undefined;
   /** The priority to come back to: what we were started with (cli/baton.ts may have lowered us already). */
@@ -209,6 +213,13 @@ export class Master {
     for (const sig of early) this.signal(sig);
     // a supervisor that sees we speak sd_notify waits for our READY=1, sent once every worker listens
     sdNotify(`STATUS=starting ${this.cfg.workers} workers`, log);
+    if (process.env.BATON_METRICS === '1') {
+      // for the supervisor's --metrics, on its notify socket
+      setInterval(() => {
+        const connections = [...this.workers].reduce((n, w) => n + (w.connections ?? 0), 0);
+        sdNotify(`BATON_STATS=connections=${connections} restarts=${this.restarts}`, log);
+      }, 1000).unref();
+    }
     if (this.phase === 'running') {
       // workers are born with the master's priority: low from their first instruction
       const low = this.bootsBeside(1) ? new LowPriorityBoot(this.normalNice) : undefined;
@@ -343,6 +354,8 @@ export class Master {
       w.listened = true;
       w.state = w.state === 'starting' ? 'listening' : w.state;
       w.onListening?.();
+    } else if (m?.type === 'stats') {
+      w.connections = m.connections;
     } else if (m?.type === 'failed') {
       w.failure = m.message;
     } else if (m?.type === 'recycle' && w.state === 'listening' && !this.stopping() && w.set === this.currentSet) {
@@ -368,6 +381,7 @@ export class Master {
       this.appFailure ??= w.failure;
       w.onFailedStart?.(w.failure ?? `worker ${w.pid} ${how} before it was listening`);
     } else if (w.state === 'listening' && !this.stopping() && w.set === this.currentSet) {
+      this.restarts++;
       const delay = this.nextBackoff(w.slot, Date.now() - w.startedAt >= STABLE_MS);
       log(
         `worker ${w.pid} ${how} unexpectedly (its in-flight requests are lost); restarting slot ${w.slot}${delay ? ` in ${delay} ms` : ''}`,

@@ -209,6 +209,10 @@ function adopt(c: CapturedListen): void {
 async function listened(): Promise<void> {
   if (listening) return;
   listening = true;
+  // the supervisor's --metrics: our open connections, once a second
+  if (process.env.BATON_METRICS === '1') {
+    setInterval(() => send({ type: 'stats', connections: servers.reduce((n, s) => n + s.drain.connections, 0) }), 1000).unref();
+  }
   if (stopping) await drainAndExit('stopped while starting');
   else {
     send({ type: 'listening' });

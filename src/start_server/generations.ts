@@ -67,11 +67,15 @@ export class Generations {
     return this.live.get(pid);
   }
 
+  /** Told of each generation reaped. */
+  onReaped?: (g: Generation) => void;
+
   /** It was reaped: forgotten, but remembered for its late notifications. */
   reaped(pid: number): Generation | undefined {
     const g = this.live.get(pid);
     if (!g) return undefined;
     this.live.delete(pid);
+    this.onReaped?.(g);
     remember(this.formerPids, pid);
     remember(this.formerTokens, g.token);
     return g;

@@ -12,6 +12,8 @@ import { logLine as log, writeOut } from '../process/log.ts';
 import { spawnProcess } from '../process/spawn.ts';
 import { ControlServer } from './control.ts';
 import { loadEnvdir } from './envdir.ts';
+import { LogFile } from './log-file.ts';
+import { serveMetrics } from './metrics.ts';
 import { parseArgs, type StartServerOptions } from './options.ts';
 import { acquirePidFile } from './pid-file.ts';
 import { HANDLED_SIGNALS, Supervisor } from './supervisor.ts';
@@ -76,13 +78,19 @@ function daemonize(listeners: readonly Listener[], env: Record<string, string | 
 }
 
 async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
+  // our lines and every generation's baton lines alike (process/log.ts)
+  if (o.logFormat === 'json') process.env.BATON_LOG = 'json';
+  else if (o.logTimestamps) process.env.BATON_LOG = 'timestamps';
+  let logFile: LogFile | undefined;
   const env = startupEnv(o);
   const inheritedRaw = process.env[DAEMON_ENV];
   let listeners: Listener[];
   if (inheritedRaw !== undefined) {
     listeners = JSON.parse(inheritedRaw) as Listener[];
   } else {
-    const logFd = o.logFile === undefined ? undefined : openLog(o.logFile, env);
+    // a file the supervisor can reopen (logrotate), except for a daemon, whose parent leaves at once
+    logFile = o.logFile !== undefined && !o.daemonize && !/^\s*\|/.test(o.logFile) ? new LogFile(o.logFile) : undefined;
+    const logFd = logFile?.writeFd ?? (o.logFile === undefined ? undefined : openLog(o.logFile, env));
     log(`start_server (pid:${process.pid}) starting now...`);
     const activated = o.ports.length === 0 && o.paths.length === 0 ? socketActivated(env) : [];
     listeners = activated.length
@@ -99,9 +107,17 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
     }
   }
   const pidFile = o.pidFile === undefined ? undefined : acquirePidFile(o.pidFile, process.pid);
-  const supervisor = new Supervisor({ options: o, listeners, inbox, baseEnv: env, stdinDevNull: inheritedRaw !== undefined });
+  const supervisor = new Supervisor({
+    options: o,
+    listeners,
+    inbox,
+    baseEnv: env,
+    stdinDevNull: inheritedRaw !== undefined,
+    reopenLog: logFile && (() => logFile.reopen()),
+  });
   let control: ControlServer | undefined;
   try {
+    if (o.metrics !== undefined) await serveMetrics(o.metrics, () => supervisor.metricsText());
     if (o.control !== undefined) {
       control = await ControlServer.open(
         o.control,
@@ -114,6 +130,7 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
     }
     return await supervisor.run();
   } finally {
+    logFile?.flush();
     control?.close();
     pidFile?.release();
     closeListeners(listeners);

@@ -115,6 +115,26 @@ export const START_SERVER_OPTIONS = {
     extension: true,
     help: "pass each generation's stderr through, keeping its last n lines\nwhile it starts, for baton deploy (0: untouched)",
   },
+  'log-timestamps': {
+    kind: 'flag',
+    default: false,
+    negatable: true,
+    extension: true,
+    help: "each of baton's log lines (the supervisor's, baton serve's) starts with\nits time; the app's output is left as it is",
+  },
+  'log-format': {
+    kind: 'choice',
+    choices: ['text', 'json'],
+    default: 'text',
+    extension: true,
+    help: "json: each of baton's log lines is one JSON object (time, pid,\ngeneration, msg) for a log shipper",
+  },
+  metrics: {
+    kind: 'string',
+    placeholder: 'HOST:PORT',
+    extension: true,
+    help: 'serve Prometheus metrics at http://HOST:PORT/metrics (generations,\ndeploys and their durations, start failures; baton serve: connections,\nworker restarts)',
+  },
   'notify-socket': {
     kind: 'string',
     placeholder: 'path',
@@ -142,6 +162,7 @@ export const BATON_START_OPTIONS = withDefaults(START_SERVER_OPTIONS, {
   'max-draining': 4,
   'coalesce-hup': true,
   'stderr-tail': 20,
+  'log-timestamps': true,
 });
 
 type Table = typeof START_SERVER_OPTIONS;

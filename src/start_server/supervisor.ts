@@ -42,6 +42,7 @@ import { devNullFd, type SpawnRequest, spawnProcess } from '../process/spawn.ts'
 import { type Deploy, DeployLog, type DeploySink } from './deploys.ts';
 import { perlTrue } from './envdir.ts';
 import { type Generation, Generations } from './generations.ts';
+import { Metrics } from './metrics.ts';
 import { NotifySocket } from './notify-socket.ts';
 import type { StartServerOptions } from './options.ts';
 import { failureHint, ReadinessJudge, USE_INHERITED } from './readiness.ts';
@@ -93,6 +94,8 @@ export interface SupervisorConfig {
   baseEnv: Env;
   /** Give the children /dev/null as stdin (after --daemonize). */
   stdinDevNull: boolean;
+  /** --log-file: opens the file at its path again (USR1, after logrotate moved it); the reason when it cannot. */
+  reopenLog?: (() => string | undefined) | undefined;
   os?: SupervisorOs;
 }
 
@@ -104,6 +107,7 @@ export class Supervisor {
   private readonly stdinDevNull: boolean;
   private readonly os: SupervisorOs;
   private readonly judge: ReadinessJudge;
+  private readonly reopenLog: (() => string | undefined) | undefined;
   private env: Env;
   /** SERVER_STARTER_GENERATION of the last start attempt. */
   private number = 0;
@@ -116,6 +120,8 @@ export class Supervisor {
   /** The deploy under way, for requests that arrive meanwhile. */
   private current: Deploy | undefined;
   readonly deploys = new DeployLog();
+  /** --metrics (kept whether served or not: baton status reads it too). */
+  readonly metrics = new Metrics();
   /** Our own service manager (systemd), when it listens for notifications. */
   private readonly manager: ServiceManager | undefined;
   /** Whether this process wrote the status file (only then is it removed at exit). */
@@ -130,9 +136,12 @@ export class Supervisor {
     this.stdinDevNull = cfg.stdinDevNull;
     this.os = cfg.os ?? systemOs;
     this.manager = ServiceManager.fromEnv(cfg.baseEnv, log);
+    this.reopenLog = cfg.reopenLog;
     this.deploys.onEnd = (v, r) => {
+      this.metrics.deployEnded(v, r);
       if (r.trigger === 'HUP' || r.trigger === 'control') this.manager?.ready(verdictStatus(v));
     };
+    this.gens.onReaped = (g) => this.metrics.generationGone(g.number);
     this.judge = new ReadinessJudge(cfg.options.ready, {
       inodes: new Set(cfg.listeners.flatMap((l) => inodeOf(l.fd))),
       describe: cfg.listeners.map((l) => `${l.key}, fd ${l.childFd}`).join('; '),
@@ -154,6 +163,16 @@ export class Supervisor {
     this.inbox.push(DEPLOY);
   }
 
+  /** The Prometheus text, as of now. */
+  metricsText(): string {
+    this.readNotifications();
+    return this.metrics.render({
+      serving: this.gens.serving()?.number,
+      draining: this.gens.inState('draining', 'stopping').length,
+      generations: this.gens.all().map((g) => ({ generation: g.number, state: g.state })),
+    });
+  }
+
   /** What runs now, for `baton status`. */
   status(): Pick<StatusReport, 'generations' | 'deploys'> {
     return {
@@ -164,7 +183,8 @@ export class Supervisor {
 
   /** Runs until TERM/INT/QUIT has stopped every generation; resolves to the exit code. */
   async run(): Promise<number> {
-    if (this.opts.ready !== 'interval') this.notify = new NotifySocket(this.opts.notifySocket);
+    // also for --metrics: baton serve generations report on it
+    if (this.opts.ready !== 'interval' || this.opts.metrics !== undefined) this.notify = new NotifySocket(this.opts.notifySocket);
     try {
       if (!(await this.deploy('start'))) return await this.giveUp();
       this.manager?.ready(`generation ${this.gens.serving()?.number} serves`);
@@ -184,6 +204,13 @@ export class Supervisor {
           } else if (sig === 'HUP') {
             log('received HUP, spawning a new worker');
             trigger = 'HUP';
+          } else if (sig === 'USR1' && this.reopenLog) {
+            const why = this.reopenLog();
+            log(
+              why
+                ? `received USR1: could not reopen the log file (${why}); still writing to the old one`
+                : 'received USR1: reopened the log file',
+            );
           } else log(`received ${sig}, ignored (send HUP to restart, TERM to stop)`);
         }
         if (trigger !== undefined && (this.opts.coalesceHup || trigger === 'control')) this.coalesce();
@@ -365,6 +392,7 @@ export class Supervisor {
       const hint = failureHint(how, r.how === 'exited' ? r.status : undefined, g ?? undefined, Date.now() - startedAt);
       if (hint && hint !== this.lastHint) log(hint);
       this.lastHint = hint ?? this.lastHint;
+      this.metrics.startFailed();
       d.emit({
         event: 'start-failed',
         deploy: d.id,
@@ -428,6 +456,8 @@ export class Supervisor {
       ...Object.fromEntries(MANAGER_ENV.map((k) => [k, undefined])),
       SERVER_STARTER_PORT: serverStarterPort(this.listeners),
       SERVER_STARTER_GENERATION: String(this.number),
+      // baton serve reports connections and restarts on the notify socket
+      BATON_METRICS: this.opts.metrics === undefined ? this.env.BATON_METRICS : '1',
       // it boots beside one that serves (baton serve then boots at low priority)
       BATON_SERVING_GENERATION: this.gens.serving() ? String(this.gens.serving()?.number) : undefined,
     };
@@ -534,7 +564,7 @@ export class Supervisor {
     if (!this.notify) return;
     const starting = this.gens.inState('starting');
     const notes = this.notify.drain(
-      starting,
+      this.gens.all(),
       (pid, token) => this.gens.known(pid, token),
       (pid, uid) => {
         const g = starting[0];
@@ -546,6 +576,9 @@ export class Supervisor {
     for (const n of notes) {
       const g = this.gens.get(n.from.pid);
       if (!g) continue;
+      const stats = n.lines.find((l) => l.startsWith('BATON_STATS='));
+      if (stats) this.metrics.generationSaid(g.number, stats);
+      if (g.state !== 'starting') continue;
       g.notifies = true;
       if (n.lines.includes('READY=1')) g.readySent = true;
     }

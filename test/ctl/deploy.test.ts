@@ -85,7 +85,7 @@ test('a good release: exit 0, every phase reported, the new code answers', async
 });
 
 for (const [release, code, message] of [
-  ['syntax', 4, /generation \d+ \(pid \d+\) exited during its start, exit code 1\n(.|\n)*\| SyntaxError/],
+  ['syntax', 4, /generation \d+ \(pid \d+\) exited during its start, exit code 1\n(.|\n)*\| .*SyntaxError/],
   ['exits', 4, /generation \d+ \(pid \d+\) exited during its start, exit code 1\n(.|\n)*\| cannot reach the database/],
   ['hangs', 5, /generation \d+ \(pid \d+\) was not ready in time and was stopped/],
 ] as const) {
