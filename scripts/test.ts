@@ -42,6 +42,7 @@ const LOAD_LANE = [
   'test/start_server/interop.test.ts',
   'test/start_server/never-down.test.ts',
   'test/start_server/service.test.ts',
+  'test/start_server/upgrade.test.ts',
 ];
 /**
  * A test that sets no timeout of its own fails after this long instead of

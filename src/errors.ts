@@ -35,6 +35,10 @@ export const ERRORS = {
     meaning: '`baton deploy`/`status`: no supervisor (of ours) listens on the control socket beside the pid file',
   },
   ERR_BATON_DRILL_SERVER: { exit: 3, meaning: '`baton drill`: the server it was to drill never answered' },
+  ERR_BATON_UPGRADE: {
+    exit: 8,
+    meaning: '`baton upgrade`: the new program failed its check (the old supervisor runs on unchanged), or did not answer',
+  },
   ERR_BATON_STOPPED: { exit: 130, meaning: 'stopped by a signal before there was anything to report (128 + the signal)' },
 } as const satisfies Record<string, { exit: number; meaning: string }>;
 

@@ -10,7 +10,7 @@ import { ROOT } from './helpers.ts';
 
 const COMMANDS = ['start_server', 'serve', 'drill', 'reuseport_exec', 'ctl'];
 const LIBRARY = ['lib', 'index.ts'];
-const SHARED = ['cli-kit', 'process', 'net', 'control', 'errors.ts', 'defaults.ts'];
+const SHARED = ['cli-kit', 'process', 'net', 'control', 'errors.ts', 'defaults.ts', 'version.ts'];
 
 /** Every relative module a file imports (static or dynamic), as paths from the repository root. */
 function imports(file: string): string[] {

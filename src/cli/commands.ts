@@ -2,11 +2,10 @@
 // loaded only when asked for (a serve worker's master needs none of the
 // others), and runs under cli-kit's runner: an error that ends it is one line
 // and a documented exit status.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { runCommand } from '../cli-kit/run.ts';
 import { BatonError } from '../errors.ts';
 import { writeErr, writeOut } from '../process/log.ts';
+import { packageVersion } from '../version.ts';
 
 const USAGE = `Usage: baton <command> [options]
 
@@ -17,6 +16,7 @@ Commands:
   deploy --pid-file=F [--timeout=S]        hot-deploy a running supervisor and wait for the verdict
                                            (exit 0 only when the new generation serves and the old is gone)
   status --pid-file=F | --status-file=F    the running generations and the last deploys
+  upgrade --pid-file=F                     upgrade the running supervisor to this baton, in place
   drill [options] -- cmd...                hot-deploy cmd repeatedly under load and report every failure
   reuseport-exec --port=N -- cmd...        run any server on a SO_REUSEPORT socket and hand the
                                            port over with nothing lost when it stops (--help)
@@ -34,6 +34,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: (argv) => runCommand('baton serve: ', async () => (await import('../serve/main.ts')).serveMain(argv)),
   drill: (argv) => runCommand('baton drill: ', async () => (await import('../drill/main.ts')).drillMain(argv)),
   deploy: (argv) => runCommand('baton deploy: ', async () => (await import('../ctl/deploy.ts')).deployMain(argv)),
+  upgrade: (argv) => runCommand('baton upgrade: ', async () => (await import('../ctl/upgrade.ts')).upgradeMain(argv)),
   systemd: (argv) => runCommand('baton systemd: ', async () => (await import('../ctl/systemd.ts')).systemdMain(argv)),
   doctor: () =>
     runCommand('baton doctor: ', async () => {
@@ -42,12 +43,6 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
       return ok ? 0 : 1;
     }),
 };
-
-/** The package's name and version, from its package.json. */
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { name: string; version: string };
-  return `${pkg.name} ${pkg.version}`;
-}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

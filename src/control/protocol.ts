@@ -77,10 +77,22 @@ export interface DeployRecord {
 
 export interface StatusReport {
   supervisorPid: number;
-  generations: Array<{ generation: number; pid: number; state: GenerationState; startedAt: number }>;
+  /** baton's package name and version, of the program running now. */
+  version: string;
+  /** ms since the epoch: when the supervisor started, and when it last re-executed itself (upgrade). */
+  startedAt: number;
+  upgradedAt?: number;
+  upgrades: number;
+  generations: Array<{ generation: number; pid: number; state: GenerationState; startedAt: number; connections?: number }>;
   deploys: DeployRecord[];
 }
 
-export type Request = { deploy: { timeoutMs: number } } | { status: true };
+export type Request = { deploy: { timeoutMs: number } } | { status: true } | { upgrade: true };
 
-export type Reply = DeployEvent | { verdict: Verdict } | { report: StatusReport } | { error: string };
+export type Reply =
+  | DeployEvent
+  | { verdict: Verdict }
+  | { report: StatusReport }
+  | { error: string }
+  /** The new program passed its check; the supervisor is about to become it (the connection ends there). */
+  | { upgrading: { from: string; to: string } };

@@ -138,7 +138,7 @@ export async function deployMain(argv: string[]): Promise<number> {
       out(`error from the supervisor: ${r.error}`);
       return;
     }
-    if ('report' in r) return;
+    if ('report' in r || 'upgrading' in r) return;
     if ('verdict' in r) {
       verdict = r.verdict;
       return;

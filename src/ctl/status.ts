@@ -104,20 +104,50 @@ cannot be read; 1 for bad options.
 /** `baton status`: exit 0 while a generation runs, 3 when none does or the status cannot be read. */
 function formatReport(r: StatusReport): string {
   const time = (ms: number) => new Date(ms).toISOString().slice(11, 19);
-  const lines = [`start_server pid ${r.supervisorPid} (running)`];
-  for (const g of r.generations) lines.push(`generation ${g.generation}: pid ${g.pid} ${g.state}`);
+  const ago = (ms: number) => {
+    const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+  };
+  const upgraded = r.upgrades > 0 && r.upgradedAt !== undefined ? `, upgraded ${r.upgrades}× (last ${ago(r.upgradedAt)} ago)` : '';
+  const lines = [`supervisor pid ${r.supervisorPid}: ${r.version}, up ${ago(r.startedAt)}${upgraded}`, ''];
+  const table = (header: string[], rows: string[][]) => {
+    const w = header.map((h, i) => Math.max(h.length, ...rows.map((x) => (x[i] ?? '').length)));
+    for (const row of [header, ...rows])
+      lines.push(
+        row
+          .map((c, i) => c.padEnd(w[i] as number))
+          .join('  ')
+          .trimEnd(),
+      );
+  };
   if (r.generations.length === 0) lines.push('no generation is running');
-  if (r.deploys.length) lines.push('deploys (the last first):');
-  for (const d of [...r.deploys].reverse()) {
-    const took = [
-      d.readyMs === undefined ? '' : `ready after ${d.readyMs} ms`,
-      d.goneMs === undefined ? '' : `old gone after ${d.goneMs} ms`,
-    ]
-      .filter(Boolean)
-      .join(', ');
-    const gen = d.generation === undefined ? '' : `generation ${d.generation}, `;
-    lines.push(
-      `  #${d.deploy} ${time(d.at)} ${d.trigger.padEnd(7)} ${d.outcome.padEnd(12)} ${gen}${d.attempts} attempt${d.attempts === 1 ? '' : 's'}${took ? `; ${took}` : ''}`,
+  else
+    table(
+      ['GENERATION', 'PID', 'STATE', 'UP', 'CONNECTIONS'],
+      r.generations.map((g) => [
+        String(g.generation),
+        String(g.pid),
+        g.state,
+        ago(g.startedAt),
+        g.connections === undefined ? '-' : String(g.connections),
+      ]),
+    );
+  if (r.deploys.length) {
+    lines.push('', 'last deploys:');
+    table(
+      ['#', 'AT', 'TRIGGER', 'OUTCOME', 'GENERATION', 'ATTEMPTS', 'READY', 'OLD GONE'],
+      [...r.deploys]
+        .reverse()
+        .map((d) => [
+          String(d.deploy),
+          time(d.at),
+          d.trigger,
+          d.outcome,
+          d.generation === undefined ? '-' : String(d.generation),
+          String(d.attempts),
+          d.readyMs === undefined ? '-' : `${d.readyMs} ms`,
+          d.goneMs === undefined ? '-' : `${d.goneMs} ms`,
+        ]),
     );
   }
   return `${lines.join('\n')}\n`;

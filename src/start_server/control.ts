@@ -13,6 +13,8 @@ import type { DeploySink } from './deploys.ts';
 export interface ControlHandlers {
   deploy(sink: DeploySink): void;
   status(): StatusReport;
+  /** An upgrade of baton itself: `reply` gets its progress, or the reason it was refused. */
+  upgrade(reply: (r: Reply) => void): void;
 }
 
 /** The longest a deploy request may ask to wait. */
@@ -61,6 +63,11 @@ function serve(socket: Socket, handlers: ControlHandlers, log: (line: string) =>
     if ('status' in req) {
       send(socket, { report: handlers.status() });
       socket.end();
+    } else if ('upgrade' in req) {
+      handlers.upgrade((r) => {
+        send(socket, r);
+        if ('error' in r) socket.end();
+      });
     } else if ('deploy' in req && Number.isFinite(req.deploy?.timeoutMs)) {
       handlers.deploy({
         deadline: Date.now() + Math.min(Math.max(0, req.deploy.timeoutMs), MAX_TIMEOUT_MS),
@@ -71,7 +78,7 @@ function serve(socket: Socket, handlers: ControlHandlers, log: (line: string) =>
         },
       });
     } else {
-      send(socket, { error: 'unknown request (deploy or status)' });
+      send(socket, { error: 'unknown request (deploy, status or upgrade)' });
       socket.end();
     }
   };

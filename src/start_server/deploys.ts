@@ -141,4 +141,14 @@ export class DeployLog {
   history(): DeployRecord[] {
     return [...this.records];
   }
+
+  /** For an upgrade's exec: the history and the numbering go on (no deploy is under way then). */
+  snapshot(): { seq: number; records: DeployRecord[] } {
+    return { seq: this.seq, records: this.history() };
+  }
+
+  restore(snap: { seq: number; records: DeployRecord[] }): void {
+    this.seq = snap.seq;
+    this.records.push(...snap.records);
+  }
 }

@@ -103,6 +103,28 @@ export class Generations {
   get size(): number {
     return this.live.size;
   }
+
+  /** For an upgrade's exec: every record (the stderr tail as its pipe's fd), and who we remember. */
+  snapshot(): GenerationsSnapshot {
+    return {
+      live: this.all().map(({ tail, ...g }) => ({ ...g, ...(tail ? { tailFd: tail.readFd } : {}) })),
+      formerPids: [...this.formerPids],
+      formerTokens: [...this.formerTokens],
+    };
+  }
+
+  /** After it: the same records, `tail` making each stderr tail again from its fd. */
+  restore(snap: GenerationsSnapshot, tail: (fd: number) => StderrTail): void {
+    for (const { tailFd, ...g } of snap.live) this.live.set(g.pid, { ...g, tail: tailFd === undefined ? undefined : tail(tailFd) });
+    for (const p of snap.formerPids) this.formerPids.add(p);
+    for (const t of snap.formerTokens) this.formerTokens.add(t);
+  }
+}
+
+export interface GenerationsSnapshot {
+  live: Array<Omit<Generation, 'tail'> & { tailFd?: number }>;
+  formerPids: number[];
+  formerTokens: string[];
 }
 
 function remember<T>(set: Set<T>, value: T): void {

@@ -12,18 +12,19 @@ import { native } from '../net/native.ts';
 
 export class LogFile {
   private readonly path: string;
-  private fd: number;
+  fd: number;
   /** The pipe's write end: what the supervisor and its children write to (dup2'd onto fds 1 and 2). */
   readonly writeFd: number;
   private readonly reader: Socket;
-  private readonly readFd: number;
+  readonly readFd: number;
   /** Lines the file could not take (a full disk): dropped, never blocking the writers. */
   dropped = 0;
 
-  constructor(path: string) {
+  /** `adopt`: the file and pipe an earlier exec of ours had open. */
+  constructor(path: string, adopt?: { fd: number; readFd: number; writeFd: number }) {
     this.path = path;
-    this.fd = LogFile.open(path);
-    const [readEnd, writeEnd] = native.pipe();
+    this.fd = adopt?.fd ?? LogFile.open(path);
+    const [readEnd, writeEnd] = adopt ? [adopt.readFd, adopt.writeFd] : native.pipe();
     this.writeFd = writeEnd;
     this.readFd = readEnd;
     this.reader = new Socket({ fd: readEnd, readable: true, writable: false });

@@ -3,6 +3,7 @@
 // stderr and a documented exit code.
 import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { runCommand } from '../cli-kit/run.ts';
+import type { Reply } from '../control/protocol.ts';
 import { systemError } from '../errors.ts';
 import { inheritedSockets, systemBacklog } from '../net/inherited.ts';
 import { closeListeners, type Listener, openListeners } from '../net/listeners.ts';
@@ -10,13 +11,15 @@ import { native } from '../net/native.ts';
 import { Inbox } from '../process/inbox.ts';
 import { logLine as log, writeOut } from '../process/log.ts';
 import { spawnProcess } from '../process/spawn.ts';
+import { packageVersion } from '../version.ts';
 import { ControlServer } from './control.ts';
 import { loadEnvdir } from './envdir.ts';
 import { LogFile } from './log-file.ts';
 import { serveMetrics } from './metrics.ts';
 import { parseArgs, type StartServerOptions } from './options.ts';
-import { acquirePidFile } from './pid-file.ts';
-import { HANDLED_SIGNALS, Supervisor } from './supervisor.ts';
+import { acquirePidFile, adoptPidFile } from './pid-file.ts';
+import { HANDLED_SIGNALS, Supervisor, type SupervisorSnapshot, UPGRADE } from './supervisor.ts';
+import { CHECK_ENV, checkNewProgram, execInPlace, STATE_ENV } from './upgrade.ts';
 import { restartServer, stopServer } from './upstream-client.ts';
 
 export const COMPAT_VERSION = '0.35';
@@ -48,6 +51,26 @@ function socketActivated(env: Record<string, string | undefined>): Listener[] {
     const key = a.path ?? (a.address?.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
     return { key, fd: s.fd, childFd: s.fd };
   });
+}
+
+/** What an upgrade's exec hands the new program. */
+interface UpgradeState {
+  from: string;
+  startedAt: number;
+  upgrades: number;
+  listeners: Listener[];
+  pidFileFd: number | undefined;
+  stdinDevNull: boolean;
+  logFile: { fd: number; readFd: number; writeFd: number } | undefined;
+  supervisor: SupervisorSnapshot;
+}
+
+/** The state an upgrade left us, taken out of the environment (the generations never see it). */
+function takeUpgradeState(): UpgradeState | undefined {
+  const raw = process.env[STATE_ENV];
+  if (raw === undefined) return undefined;
+  delete process.env[STATE_ENV];
+  return JSON.parse(raw) as UpgradeState;
 }
 
 /** Opens --log-file: a file in append mode, or a pipe to "| command". */
@@ -82,10 +105,18 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
   if (o.logFormat === 'json') process.env.BATON_LOG = 'json';
   else if (o.logTimestamps) process.env.BATON_LOG = 'timestamps';
   let logFile: LogFile | undefined;
+  // an upgrade's exec: everything the old program held is ours now
+  const upgraded = takeUpgradeState();
   const env = startupEnv(o);
   const inheritedRaw = process.env[DAEMON_ENV];
   let listeners: Listener[];
-  if (inheritedRaw !== undefined) {
+  if (upgraded) {
+    listeners = upgraded.listeners;
+    if (upgraded.logFile && o.logFile !== undefined) logFile = new LogFile(o.logFile, upgraded.logFile);
+    log(
+      `start_server (pid:${process.pid}) upgraded in place: ${upgraded.from} -> ${packageVersion()}; ${upgraded.supervisor.generations.live.length} generations kept`,
+    );
+  } else if (inheritedRaw !== undefined) {
     listeners = JSON.parse(inheritedRaw) as Listener[];
   } else {
     // a file the supervisor can reopen (logrotate), except for a daemon, whose parent leaves at once
@@ -106,28 +137,83 @@ async function start(o: StartServerOptions, inbox: Inbox): Promise<number> {
       return 0;
     }
   }
-  const pidFile = o.pidFile === undefined ? undefined : acquirePidFile(o.pidFile, process.pid);
-  const supervisor = new Supervisor({
+  const pidFile =
+    o.pidFile === undefined
+      ? undefined
+      : upgraded?.pidFileFd !== undefined
+        ? adoptPidFile(o.pidFile, upgraded.pidFileFd)
+        : acquirePidFile(o.pidFile, process.pid);
+  const started = upgraded?.startedAt ?? Date.now();
+  const upgrades = (upgraded?.upgrades ?? 0) + (upgraded ? 1 : 0);
+  // the control server is a new one after the exec: its replies go here
+  let upgradeWaiters: Array<(r: Reply) => void> = [];
+  const supervisor: Supervisor = new Supervisor({
     options: o,
     listeners,
     inbox,
     baseEnv: env,
-    stdinDevNull: inheritedRaw !== undefined,
+    stdinDevNull: inheritedRaw !== undefined || upgraded?.stdinDevNull === true,
     reopenLog: logFile && (() => logFile.reopen()),
+    restore: upgraded?.supervisor,
+    upgrade: async () => {
+      const waiters = upgradeWaiters;
+      upgradeWaiters = [];
+      const tell = (r: Reply) => {
+        for (const w of waiters) w(r);
+      };
+      const check = checkNewProgram();
+      if (!check.ok) {
+        tell({ error: check.why });
+        return check.why;
+      }
+      tell({ upgrading: { from: packageVersion(), to: check.version } });
+      control?.close();
+      const state: UpgradeState = {
+        from: packageVersion(),
+        startedAt: started,
+        upgrades,
+        listeners,
+        pidFileFd: pidFile?.fd,
+        stdinDevNull: inheritedRaw !== undefined || upgraded?.stdinDevNull === true,
+        logFile: logFile && { fd: logFile.fd, readFd: logFile.readFd, writeFd: logFile.writeFd },
+        supervisor: supervisor.snapshot(),
+      };
+      const kept = [
+        ...listeners.map((l) => l.fd),
+        ...(pidFile ? [pidFile.fd] : []),
+        ...(logFile ? [logFile.fd, logFile.readFd, logFile.writeFd] : []),
+        ...supervisor.keptFds(),
+      ];
+      const why = execInPlace(kept, state);
+      // still us: the exec did not happen; the control socket comes back
+      if (o.control !== undefined) control = await openControl(o.control);
+      return why;
+    },
   });
+  const openControl = (path: string) =>
+    ControlServer.open(
+      path,
+      {
+        deploy: (sink) => supervisor.requestDeploy(sink),
+        status: () => ({
+          supervisorPid: process.pid,
+          version: packageVersion(),
+          startedAt: started,
+          upgrades,
+          ...(upgraded ? { upgradedAt: Date.now() - process.uptime() * 1000 } : {}),
+          ...supervisor.status(),
+        }),
+        upgrade: (reply) => {
+          upgradeWaiters.push(reply);
+          inbox.push(UPGRADE);
+        },
+      },
+      log,
+    );
   let control: ControlServer | undefined;
   try {
     if (o.metrics !== undefined) await serveMetrics(o.metrics, () => supervisor.metricsText());
-    if (o.control !== undefined) {
-      control = await ControlServer.open(
-        o.control,
-        {
-          deploy: (sink) => supervisor.requestDeploy(sink),
-          status: () => ({ supervisorPid: process.pid, ...supervisor.status() }),
-        },
-        log,
-      );
-    }
+    if (o.control !== undefined) control = await openControl(o.control);
     return await supervisor.run();
   } finally {
     logFile?.flush();
@@ -168,6 +254,11 @@ export async function main(argv: readonly string[], modern = false): Promise<num
           stopServer(action.pidFile);
           return 0;
         case 'start':
+          // an upgrade's check of this program: it loads, takes these options, and says what it is
+          if (process.env[CHECK_ENV]) {
+            writeOut(`${packageVersion()}\n`);
+            return 0;
+          }
           return await start(action.options, inbox);
       }
     });

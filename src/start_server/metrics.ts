@@ -43,6 +43,32 @@ export class Metrics {
   private pastRestarts = 0;
   private readonly stats = new Map<number, GenerationStats>();
 
+  /** For an upgrade's exec: the counters go on. */
+  snapshot(): object {
+    return {
+      deploys: [...this.deploys],
+      durations: this.durations,
+      startFailures: this.startFailures,
+      pastRestarts: this.pastRestarts,
+      stats: [...this.stats],
+    };
+  }
+
+  restore(snap: object): void {
+    const s = snap as {
+      deploys: Array<[string, number]>;
+      durations: Record<'ready' | 'gone', { counts: number[]; sum: number; count: number }>;
+      startFailures: number;
+      pastRestarts: number;
+      stats: Array<[number, GenerationStats]>;
+    };
+    for (const [k, v] of s.deploys) this.deploys.set(k, v);
+    for (const phase of ['ready', 'gone'] as const) Object.assign(this.durations[phase], s.durations[phase]);
+    this.startFailures = s.startFailures;
+    this.pastRestarts = s.pastRestarts;
+    for (const [k, v] of s.stats) this.stats.set(k, v);
+  }
+
   deployEnded(v: Verdict, r: DeployRecord): void {
     this.deploys.set(OUTCOME_LABEL[v.outcome], (this.deploys.get(OUTCOME_LABEL[v.outcome]) ?? 0) + 1);
     if (r.readyMs !== undefined) this.durations.ready.observe(r.readyMs / 1000);
@@ -57,6 +83,11 @@ export class Metrics {
   generationSaid(generation: number, line: string): void {
     const field = (name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(line)?.[1] ?? 0);
     this.stats.set(generation, { connections: field('connections'), workerRestarts: field('restarts') });
+  }
+
+  /** What a generation last said of its connections (baton serve under --metrics). */
+  connectionsOf(generation: number): number | undefined {
+    return this.stats.get(generation)?.connections;
   }
 
   generationGone(generation: number): void {

@@ -26,11 +26,20 @@ export interface Notification {
 
 export class NotifySocket {
   readonly path: string;
-  private readonly fd: number;
-  private readonly dir: string | undefined;
+  readonly fd: number;
+  readonly dir: string | undefined;
 
-  /** At `path` (a path a container can have mounted), or in a private directory. */
-  constructor(path: string | undefined) {
+  /**
+   * At `path` (a path a container can have mounted), or in a private
+   * directory; `adopt`: the socket an earlier exec of ours had open.
+   */
+  constructor(path: string | undefined, adopt?: { fd: number; path: string; dir: string | undefined }) {
+    if (adopt) {
+      this.fd = adopt.fd;
+      this.path = adopt.path;
+      this.dir = adopt.dir;
+      return;
+    }
     this.dir = path === undefined ? mkdtempSync(join(tmpdir(), 'baton-notify-')) : undefined;
     this.path = path ?? join(this.dir as string, 'notify.sock');
     if (this.dir === undefined) claimSocketPath(this.path);

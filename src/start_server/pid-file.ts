@@ -10,7 +10,28 @@ const { O_WRONLY, O_CREAT, O_NOFOLLOW } = constants;
 const pidFileError = (message: string, exitCode: number) => new BatonError('ERR_BATON_PID_FILE', message, exitCode);
 
 export interface PidFile {
+  /** The locked fd (kept open across an upgrade's exec: the lock goes with it). */
+  readonly fd: number;
   release(): void;
+}
+
+function held(path: string, fd: number): PidFile {
+  return {
+    fd,
+    release() {
+      try {
+        unlinkSync(path);
+      } catch (e) {
+        log(`failed to unlink file:${path}:${(e as Error).message}`);
+      }
+      closeSync(fd);
+    },
+  };
+}
+
+/** After an upgrade's exec: the pid file is still open at `fd`, still locked, and still holds our pid (the same). */
+export function adoptPidFile(path: string, fd: number): PidFile {
+  return held(path, fd);
 }
 
 /** Writes "pid\n" and holds an exclusive flock on it until release(). */
@@ -29,14 +50,5 @@ export function acquirePidFile(path: string, pid: number): PidFile {
   }
   ftruncateSync(fd, 0);
   writeSync(fd, `${pid}\n`);
-  return {
-    release() {
-      try {
-        unlinkSync(path);
-      } catch (e) {
-        log(`failed to unlink file:${path}:${(e as Error).message}`);
-      }
-      closeSync(fd);
-    },
-  };
+  return held(path, fd);
 }

@@ -13,10 +13,16 @@ export class StderrTail {
   /** The pipe's write end, for the child's fd 2 (closed here once it is spawned). */
   readonly childFd: number;
 
-  constructor(keep: number) {
+  /** The pipe's read end (kept open across an upgrade's exec). */
+  readonly readFd: number;
+
+  /** `adopt`: the read end of a tail an earlier exec of ours had, already spawned. */
+  constructor(keep: number, adopt?: number) {
     this.keep = keep;
-    const [readEnd, writeEnd] = native.pipe();
+    const [readEnd, writeEnd] = adopt === undefined ? native.pipe() : [adopt, -1];
     this.childFd = writeEnd;
+    this.readFd = readEnd;
+    if (adopt !== undefined) this.keeping = false;
     const reader = new Socket({ fd: readEnd, readable: true, writable: false });
     reader.on('data', (chunk: Buffer) => {
       writeErr(chunk.toString('utf8'));

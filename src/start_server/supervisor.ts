@@ -30,7 +30,7 @@
 //   from a process holding its token (notify-socket.ts).
 // Log lines that upstream prints keep its wording, "worker" included.
 
-import type { DeployTrigger, StatusReport, Verdict } from '../control/protocol.ts';
+import type { DeployRecord, DeployTrigger, StatusReport, Verdict } from '../control/protocol.ts';
 import { type StatusEntry, writeStatusFile } from '../control/status-file.ts';
 import type { BatonError } from '../errors.ts';
 import { socketInode } from '../net/acceptors.ts';
@@ -41,7 +41,7 @@ import { signalNumber } from '../process/signals.ts';
 import { devNullFd, type SpawnRequest, spawnProcess } from '../process/spawn.ts';
 import { type Deploy, DeployLog, type DeploySink } from './deploys.ts';
 import { perlTrue } from './envdir.ts';
-import { type Generation, Generations } from './generations.ts';
+import { type Generation, Generations, type GenerationsSnapshot } from './generations.ts';
 import { Metrics } from './metrics.ts';
 import { NotifySocket } from './notify-socket.ts';
 import type { StartServerOptions } from './options.ts';
@@ -54,6 +54,8 @@ import { autoRestartDue, type Env, killOldDelay, passEnv } from './upstream-env.
 export const HANDLED_SIGNALS = ['HUP', 'TERM', 'INT', 'QUIT', 'USR1', 'USR2'];
 /** What the inbox carries for a control client's deploy request (not a signal). */
 const DEPLOY = 'DEPLOY';
+/** ...and for an upgrade of the supervisor itself. */
+export const UPGRADE = 'UPGRADE';
 const TRIGGERS = new Set(['HUP', DEPLOY]);
 const STOPS = new Set(['TERM', 'INT', 'QUIT']);
 
@@ -71,6 +73,18 @@ type Started =
   | { ok: false; how: 'exited'; status: number }
   | { ok: false; how: 'not ready' }
   | { ok: false; how: 'stopping' };
+
+/** What a supervisor hands over to its next program (upgrade). */
+export interface SupervisorSnapshot {
+  number: number;
+  failures: number;
+  lastRestart: number;
+  generations: GenerationsSnapshot;
+  deploys: { seq: number; records: DeployRecord[] };
+  metrics: object;
+  notify: { fd: number; path: string; dir: string | undefined } | undefined;
+  statusWritten: boolean;
+}
 
 /** What the supervisor does to the system, in one place: tests put a recording stand-in here. */
 export interface SupervisorOs {
@@ -96,6 +110,14 @@ export interface SupervisorConfig {
   stdinDevNull: boolean;
   /** --log-file: opens the file at its path again (USR1, after logrotate moved it); the reason when it cannot. */
   reopenLog?: (() => string | undefined) | undefined;
+  /**
+   * An upgrade of baton itself (USR2, baton upgrade): run at a quiet moment
+   * of the loop (no deploy under way); it does not return when it worked (the
+   * process is a new program), and resolves to the reason when it did not.
+   */
+  upgrade?: (() => Promise<string>) | undefined;
+  /** After an upgrade's exec: what the supervisor was. */
+  restore?: SupervisorSnapshot | undefined;
   os?: SupervisorOs;
 }
 
@@ -108,6 +130,8 @@ export class Supervisor {
   private readonly os: SupervisorOs;
   private readonly judge: ReadinessJudge;
   private readonly reopenLog: (() => string | undefined) | undefined;
+  private readonly upgrade: (() => Promise<string>) | undefined;
+  private readonly restored: boolean;
   private env: Env;
   /** SERVER_STARTER_GENERATION of the last start attempt. */
   private number = 0;
@@ -137,6 +161,9 @@ export class Supervisor {
     this.os = cfg.os ?? systemOs;
     this.manager = ServiceManager.fromEnv(cfg.baseEnv, log);
     this.reopenLog = cfg.reopenLog;
+    this.upgrade = cfg.upgrade;
+    this.restored = cfg.restore !== undefined;
+    if (cfg.restore) this.restoreFrom(cfg.restore);
     this.deploys.onEnd = (v, r) => {
       this.metrics.deployEnded(v, r);
       if (r.trigger === 'HUP' || r.trigger === 'control') this.manager?.ready(verdictStatus(v));
@@ -146,6 +173,38 @@ export class Supervisor {
       inodes: new Set(cfg.listeners.flatMap((l) => inodeOf(l.fd))),
       describe: cfg.listeners.map((l) => `${l.key}, fd ${l.childFd}`).join('; '),
     });
+  }
+
+  /** For an upgrade's exec, at a quiet moment of the loop: all that the new program needs to go on. */
+  snapshot(): SupervisorSnapshot {
+    return {
+      number: this.number,
+      failures: this.failures,
+      lastRestart: this.lastRestart,
+      generations: this.gens.snapshot(),
+      deploys: this.deploys.snapshot(),
+      metrics: this.metrics.snapshot(),
+      notify: this.notify && { fd: this.notify.fd, path: this.notify.path, dir: this.notify.dir },
+      statusWritten: this.statusWritten,
+    };
+  }
+
+  /** The fds the new program must find open. */
+  keptFds(): number[] {
+    return [...(this.notify ? [this.notify.fd] : []), ...this.gens.all().flatMap((g) => (g.tail ? [g.tail.readFd] : []))];
+  }
+
+  private restoreFrom(snap: SupervisorSnapshot): void {
+    this.number = snap.number;
+    this.failures = snap.failures;
+    this.lastRestart = snap.lastRestart;
+    this.gens.restore(snap.generations, (fd) => new StderrTail(this.opts.stderrTail, fd));
+    this.deploys.restore(snap.deploys);
+    this.metrics.restore(snap.metrics);
+    if (snap.notify) this.notify = new NotifySocket(undefined, snap.notify);
+    this.statusWritten = snap.statusWritten;
+    // the KILL timers did not survive the exec: armed again for those still owed one
+    for (const g of this.gens.inState('stopping', 'abandoned')) this.signalAll([g.pid], 'TERM', this.abandonKillS());
   }
 
   /** A control client asks for a deploy; it hears the events and verdict of the next one to start. */
@@ -175,8 +234,18 @@ export class Supervisor {
 
   /** What runs now, for `baton status`. */
   status(): Pick<StatusReport, 'generations' | 'deploys'> {
+    this.readNotifications();
     return {
-      generations: this.gens.all().map((g) => ({ generation: g.number, pid: g.pid, state: g.state, startedAt: g.startedAt })),
+      generations: this.gens.all().map((g) => {
+        const connections = this.metrics.connectionsOf(g.number);
+        return {
+          generation: g.number,
+          pid: g.pid,
+          state: g.state,
+          startedAt: g.startedAt,
+          ...(connections === undefined ? {} : { connections }),
+        };
+      }),
       deploys: this.deploys.history(),
     };
   }
@@ -184,10 +253,13 @@ export class Supervisor {
   /** Runs until TERM/INT/QUIT has stopped every generation; resolves to the exit code. */
   async run(): Promise<number> {
     // also for --metrics: baton serve generations report on it
-    if (this.opts.ready !== 'interval' || this.opts.metrics !== undefined) this.notify = new NotifySocket(this.opts.notifySocket);
+    if (!this.notify && (this.opts.ready !== 'interval' || this.opts.metrics !== undefined))
+      this.notify = new NotifySocket(this.opts.notifySocket);
     try {
-      if (!(await this.deploy('start'))) return await this.giveUp();
-      this.manager?.ready(`generation ${this.gens.serving()?.number} serves`);
+      if (!this.restored) {
+        if (!(await this.deploy('start'))) return await this.giveUp();
+        this.manager?.ready(`generation ${this.gens.serving()?.number} serves`);
+      }
       for (;;) {
         const exit = await this.wait();
         this.env = passEnv(this.baseEnv);
@@ -204,6 +276,10 @@ export class Supervisor {
           } else if (sig === 'HUP') {
             log('received HUP, spawning a new worker');
             trigger = 'HUP';
+          } else if ((sig === 'USR2' || sig === UPGRADE) && this.upgrade) {
+            log(`${sig === UPGRADE ? 'asked' : 'received USR2'}: upgrading baton in place`);
+            // resolves only when it did not happen (on success this process is already the new program)
+            log(`upgrade refused: ${await this.upgrade()}; this supervisor runs on unchanged`);
           } else if (sig === 'USR1' && this.reopenLog) {
             const why = this.reopenLog();
             log(

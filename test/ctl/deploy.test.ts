@@ -197,10 +197,12 @@ test('baton status --pid-file: the generations and the last deploys, as the supe
   assert.equal((await x.deploy()).code, 4);
   const st = run(t, BATON, ['status', `--pid-file=${x.pidFile}`]);
   assert.equal((await st.exited).code, 0);
-  assert.match(st.stdout(), /^generation 2: pid \d+ serving$/m);
-  assert.match(st.stdout(), /^ {2}#3 [\d:]+ control start-failed +3 attempts$/m);
-  assert.match(st.stdout(), /^ {2}#2 [\d:]+ control deployed +generation 2, 1 attempt; ready after \d+ ms, old gone after \d+ ms$/m);
-  assert.match(st.stdout(), /^ {2}#1 [\d:]+ start +deployed +generation 1, 1 attempt/m);
+  assert.match(st.stdout(), /^supervisor pid \d+: baton-deploy \d+\.\d+\.\d+, up \d+s$/m);
+  assert.match(st.stdout(), /^GENERATION +PID +STATE +UP +CONNECTIONS$/m);
+  assert.match(st.stdout(), /^2 +\d+ +serving +\d+s +-$/m);
+  assert.match(st.stdout(), /^3 +[\d:]+ +control +start-failed +- +3 +- +-$/m);
+  assert.match(st.stdout(), /^2 +[\d:]+ +control +deployed +2 +1 +\d+ ms +\d+ ms$/m);
+  assert.match(st.stdout(), /^1 +[\d:]+ +start +deployed +1 +1 /m);
   const json = run(t, BATON, ['status', `--pid-file=${x.pidFile}`, '--json']);
   await json.exited;
   const report = JSON.parse(json.stdout());
