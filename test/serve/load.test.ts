@@ -132,7 +132,10 @@ test(`${KEEPALIVE_CONNECTIONS} keep-alive connections + new connections, each at
   assert.ok(ol.requests >= rate * ol.seconds * 0.9, `the open-loop client started only ${ol.requests} requests in ${ol.seconds} s`);
   assert.equal(took.length, DEPLOYS);
   assert.equal(workerNofile, String(NOFILE), 'workers inherit the limit set in the start script');
-  assert.ok(supEarly.length > 3 && supLate.length > 3 && wEarly.length > 5 && wLate.length > 5, 'early and late deploys sampled');
+  assert.ok(
+    supEarly.length > 3 && supLate.length > 3 && wEarly.length > 5 && wLate.length > 5,
+    `early and late deploys sampled (${[supEarly, supLate, wEarly, wLate].map((x) => x.length).join(', ')})`,
+  );
   assert.ok(median(supLate) - median(supEarly) < 16 * 1024, 'the supervisor RSS stays flat');
   assert.ok(median(wLate) - median(wEarly) < 16 * 1024, "the workers' RSS stays flat");
   s.child.kill('SIGTERM');
