@@ -13,8 +13,12 @@ export interface LoadResult {
   output: string;
 }
 
-function runTool(cmd: string, args: string[]): { done: Promise<string>; stop: () => void } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Where a load runs: here, or behind a prefix such as `nsenter --net=/var/run/netns/NS` (another network namespace). */
+export type Where = readonly string[];
+
+function runTool(cmd: string, args: string[], where: Where = []): { done: Promise<string>; stop: () => void } {
+  const [file, ...rest] = [...where, cmd, ...args] as [string, ...string[]];
+  const child = spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => {
     out += d;
@@ -71,9 +75,9 @@ export interface Load {
 const MAX_SECONDS = 600;
 
 /** wrk with `connections` keep-alive connections (each request closing its own with `close`). */
-export function wrk(url: string, connections: number, close = false): Load {
+export function wrk(url: string, connections: number, close = false, where: Where = []): Load {
   const args = ['-t2', `-c${connections}`, `-d${MAX_SECONDS}s`, '--timeout', '5s', ...(close ? ['-H', 'Connection: close'] : []), url];
-  const run = runTool('wrk', args);
+  const run = runTool('wrk', args, where);
   return {
     stop: () => {
       run.stop();
@@ -83,8 +87,8 @@ export function wrk(url: string, connections: number, close = false): Load {
 }
 
 /** ab -r (no keep-alive) with `connections` at a time, at most `limit` requests. */
-export function ab(url: string, connections: number, limit = 5_000_000): Load {
-  const run = runTool('ab', ['-r', '-q', '-s', '5', `-c${connections}`, `-t${MAX_SECONDS}`, `-n${limit}`, url]);
+export function ab(url: string, connections: number, limit = 5_000_000, where: Where = []): Load {
+  const run = runTool('ab', ['-r', '-q', '-s', '5', `-c${connections}`, `-t${MAX_SECONDS}`, `-n${limit}`, url], where);
   return {
     stop: () => {
       run.stop();

@@ -23,6 +23,7 @@ const ROOT = join(import.meta.dirname, '..');
 const LOAD_LANE = [
   'test/cli/fuzz.test.ts',
   'test/containers/containers.test.ts',
+  'test/containers/docker-engine.test.ts',
   'test/drill/drill.test.ts',
   'test/drill/html.test.ts',
   'test/net/addon-portability.test.ts',
