@@ -24,6 +24,7 @@ const LOAD_LANE = [
   'test/cli/fuzz.test.ts',
   'test/containers/containers.test.ts',
   'test/containers/docker-engine.test.ts',
+  'test/containers/swarm.test.ts',
   'test/drill/drill.test.ts',
   'test/drill/html.test.ts',
   'test/net/addon-portability.test.ts',

@@ -11,6 +11,10 @@ import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts
 import { GRACEFUL_TIMEOUT_S, READY_TIMEOUT_S } from '../defaults.ts';
 import { writeOut } from '../process/log.ts';
 import { resolveProgram } from '../process/spawn.ts';
+import { STOP_MARGIN_S, stopBudget } from '../process/stop-budget.ts';
+
+/** baton start's own exit, after its last generation's. */
+const START_MARGIN_S = 10;
 
 export const SYSTEMD_OPTIONS = {
   user: { kind: 'flag', help: 'a user unit (systemctl --user; WantedBy=default.target)' },
@@ -22,8 +26,8 @@ export const SYSTEMD_OPTIONS = {
   },
   'stop-timeout': {
     kind: 'seconds',
-    default: GRACEFUL_TIMEOUT_S + 15,
-    help: "TimeoutStopSec=: above the drain's bound (baton serve --graceful-timeout)",
+    defaultText: `a baton serve command's --shutdown-delay + --graceful-timeout + ${STOP_MARGIN_S + START_MARGIN_S}, else ${GRACEFUL_TIMEOUT_S + STOP_MARGIN_S + START_MARGIN_S}`,
+    help: "TimeoutStopSec=: systemd's KILL, after the drain's bound",
   },
   watchdog: { kind: 'seconds', default: 0, help: 'WatchdogSec= (0: none); baton start answers at half of it' },
   'output-dir': { kind: 'string', placeholder: 'DIR', help: 'write NAME.service (and NAME.socket) there instead of printing' },
@@ -88,7 +92,7 @@ export function systemdMain(argv: string[]): number {
     // TERM goes to baton start alone, which drains every generation; KILL at the end reaches all
     'KillMode=mixed',
     `TimeoutStartSec=${READY_TIMEOUT_S + 30}`,
-    `TimeoutStopSec=${v['stop-timeout']}`,
+    `TimeoutStopSec=${v['stop-timeout'] ?? (stopBudget(command)?.seconds ?? GRACEFUL_TIMEOUT_S + STOP_MARGIN_S) + START_MARGIN_S}`,
     ...(v.watchdog > 0 ? [`WatchdogSec=${v.watchdog}`] : []),
     'Restart=on-failure',
     'LimitNOFILE=65536',
