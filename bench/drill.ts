@@ -4,13 +4,15 @@
 // long a deploy takes (deploy-latency.ts); then the same deploys behind
 // nginx, GET and POST, and Node's graceful-shutdown libraries side by side.
 // Prints markdown tables. Not a test; several minutes; all on 127.0.0.1.
-// BENCH_ONLY=deploys|nginx|libraries runs one of the three.
+// BENCH_ONLY=deploys|nginx|libraries runs one of the three; BENCH_CONTENDER=text
+// keeps the deploy rows whose name holds it.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { seedCommand, setUpContainers, tearDownContainers } from '../harness/containers.ts';
+import { readinessMount, seedCommand, setUpContainers, tearDownContainers } from '../harness/containers.ts';
+import { setUpDockerEngine, tearDownDockerEngine } from '../harness/docker-engine.ts';
 import { NGINX, startNginx } from '../harness/nginx.ts';
 import { have, starletCommand } from '../harness/peers.ts';
 import type { DrillReport } from '../src/drill/report.ts';
@@ -30,6 +32,8 @@ interface Running extends Omit<Deployable, 'deploy'> {
   deploy: string;
   /** How the supervisor decides the new version is ready. */
   readiness: string;
+  /** The address it serves on, when not 127.0.0.1 (a container engine in a namespace of its own). */
+  host?: string;
   stop: () => void;
 }
 
@@ -117,6 +121,42 @@ const contenders: Contender[] = [
     },
   },
   {
+    name: 'the same on Docker Engine (dockerd, not podman)',
+    needs: 'dockerd',
+    start: (port, home) => {
+      const e = setUpDockerEngine({ hostLink: true });
+      if ('error' in e) throw new Error(e.error);
+      const notify = ['--ready=notify', `--notify-socket=${join(home, 'notify.sock')}`];
+      const s = supervisor(
+        e.where[0] as string,
+        [
+          ...e.where.slice(1),
+          process.execPath,
+          START_SERVER,
+          ...notify,
+          '--',
+          e.env.DOCKER_CLI as string,
+          'run',
+          '--rm',
+          '--net=host',
+          ...readinessMount(home),
+          e.env.IMAGE as string,
+          ...['serve', '/app/app.js', '--reuse-port', '--host=0.0.0.0', `--port=${port}`, '--max-workers=2', '--handover-timeout=5'],
+        ],
+        e.env,
+      );
+      return {
+        ...underSupervisor(s, 'READY=1 from the container'),
+        host: e.env.DKR_HOST_ADDR,
+        stop: () => {
+          s.proc.kill('SIGTERM');
+          execFileSync('sleep', ['6']);
+          tearDownDockerEngine(e.env);
+        },
+      };
+    },
+  },
+  {
     name: 'PM2 cluster -i 2, pm2 reload',
     start: (port, home) => {
       // PM2 picks the interpreter for a .ts app from PATH: ours, not an older system node
@@ -168,13 +208,14 @@ async function drill(url: string, deploy: string, deploys: number, method: 'GET'
 }
 
 const LATENCY_DEPLOYS = Number(process.env.BENCH_LATENCY_DEPLOYS ?? 5);
-/** BENCH_ONLY=deploys|nginx|libraries runs one table. */
+/** BENCH_ONLY=deploys|nginx|libraries runs one table; BENCH_CONTENDER=text keeps the rows whose name holds it. */
 const only = process.env.BENCH_ONLY;
+const contender = process.env.BENCH_CONTENDER;
 const rows: string[] = [];
 const latencyRows: string[] = [];
 const ms = (x: number) => (Number.isNaN(x) ? 'never' : `${Math.round(x)} ms`);
 let baseRps = 0;
-for (const c of only && only !== 'deploys' ? [] : contenders) {
+for (const c of only && only !== 'deploys' ? [] : contenders.filter((c) => !contender || c.name.includes(contender))) {
   if (c.needs && !have(c.needs)) {
     rows.push(`| ${c.name} | n/a (${c.needs} not installed) | | | | |`);
     latencyRows.push(`| ${c.name} | n/a (${c.needs} not installed) | | | | |`);
@@ -183,8 +224,8 @@ for (const c of only && only !== 'deploys' ? [] : contenders) {
   const port = await freePort();
   const home = mkdtempSync(join(tmpdir(), 'baton-bench-'));
   const running = c.start(port, home);
-  const url = `http://127.0.0.1:${port}/`;
-  for (let i = 0; i < 100 && !(await fetch(url).catch(() => undefined))?.ok; i++) await sleep(100);
+  const url = `http://${running.host ?? '127.0.0.1'}:${port}/`;
+  for (let i = 0; i < 300 && !(await fetch(url).catch(() => undefined))?.ok; i++) await sleep(100);
   process.stderr.write(`${c.name}: ${DEPLOYS} deploys...\n`);
   const withDeploys = await drill(url, running.deploy, DEPLOYS);
   await sleep(2000);

@@ -15,8 +15,13 @@ export interface DockerEngine {
   docker(...args: string[]): { status: number | null; stdout: string; stderr: string };
 }
 
-export function setUpDockerEngine(): DockerEngine | { error: string } {
-  const r = spawnSync('bash', [join(ROOT, 'scripts', 'engines', 'docker-setup.sh')], { encoding: 'utf8', timeout: 300_000 });
+/** `hostLink`: also an address of the namespace the host reaches (env.DKR_HOST_ADDR). */
+export function setUpDockerEngine(opts: { hostLink?: boolean } = {}): DockerEngine | { error: string } {
+  const r = spawnSync('bash', [join(ROOT, 'scripts', 'engines', 'docker-setup.sh')], {
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: { ...process.env, DKR_HOST_LINK: opts.hostLink ? '1' : '' },
+  });
   if (r.status !== 0) return { error: `Docker Engine setup failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` };
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const m of readFileSync(r.stdout.trim(), 'utf8').matchAll(/^export (\w+)="(.*)"$/gm)) env[m[1] as string] = m[2];

@@ -9,7 +9,8 @@
 #   PYIMAGE busybox and Python 3 with the LISTEN_FDS test server (a server
 #           that is not Node, behind baton reuseport-exec)
 #   NGINXIMAGE nginx, for swarm's front
-# Prints the env file to source: DOCKER_HOST, DOCKER_CLI, DKR_NS, images.
+# Prints the env file to source: DOCKER_HOST, DOCKER_CLI, DKR_NS, images,
+# DKR_HOST_ADDR (the namespace's address from the host, with DKR_HOST_LINK=1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 : "${DKR_HOME:=$root/.cache/docker-engine}"
@@ -33,6 +34,17 @@ ip -n "$DKR_NS" link add adv0 type veth peer name adv1
 ip -n "$DKR_NS" addr add 10.231.0.2/24 dev adv0
 ip -n "$DKR_NS" link set adv0 up
 ip -n "$DKR_NS" link set adv1 up
+# DKR_HOST_LINK=1: also a link from the host (10.231.9.1) to the namespace
+# (10.231.9.2), for a client that must stay on the host (bench/drill)
+host_addr=
+if [ "${DKR_HOST_LINK:-}" = 1 ]; then
+  ip link add batondkr0 type veth peer name batondkr1 netns "$DKR_NS"
+  ip addr add 10.231.9.1/30 dev batondkr0
+  ip link set batondkr0 up
+  ip -n "$DKR_NS" addr add 10.231.9.2/30 dev batondkr1
+  ip -n "$DKR_NS" link set batondkr1 up
+  host_addr=10.231.9.2
+fi
 setsid nsenter --net="/var/run/netns/$DKR_NS" /usr/sbin/dockerd --data-root "$DKR_HOME/data" --exec-root "$DKR_HOME/exec" \
   -H "unix://$DKR_HOME/docker.sock" --pidfile "$DKR_HOME/dockerd.pid" --storage-driver overlay2 \
   </dev/null >"$DKR_HOME/dockerd.log" 2>&1 &
@@ -44,6 +56,7 @@ export DOCKER_CLI="$DOCKER_CLI"
 export IMAGE="$IMAGE"
 export PYIMAGE="$PYIMAGE"
 export NGINXIMAGE="$NGINXIMAGE"
+export DKR_HOST_ADDR="$host_addr"
 ENV
 # shellcheck source=/dev/null
 source "$DKR_HOME/env.sh"

@@ -19,4 +19,6 @@ fi
 pkill -f "containerd --config $DKR_HOME" 2>/dev/null
 grep -o "$DKR_HOME/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
 ip netns del "$DKR_NS" 2>/dev/null
+# the host end of DKR_HOST_LINK goes with its peer; this is for a namespace already gone
+ip link del batondkr0 2>/dev/null
 rm -rf "$DKR_HOME"
