@@ -22,6 +22,7 @@ const ROOT = join(import.meta.dirname, '..');
  */
 const LOAD_LANE = [
   'test/cli/fuzz.test.ts',
+  'test/docs-commands.test.ts',
   'test/containers/containers.test.ts',
   'test/containers/docker-engine.test.ts',
   'test/containers/swarm.test.ts',

@@ -174,15 +174,25 @@ export function parseOptions<T extends OptionTable>(table: T, argv: readonly str
   return { values: values as OptionValues<T>, rest, errors, mixed };
 }
 
+/** The default as the help and the docs state it, if there is one to state. */
+export function defaultOf(spec: OptionSpec): string | undefined {
+  if (spec.defaultText !== undefined) return spec.defaultText;
+  if (spec.kind === 'list' || spec.default === undefined || spec.default === false) return undefined;
+  return spec.default === true ? 'on' : String(spec.default);
+}
+
+/** How the option is written in the help and the docs: `--name=VALUE`, `--[no-]name`. */
+export function optionSyntax(name: string, spec: OptionSpec): string {
+  const value =
+    spec.kind === 'flag'
+      ? ''
+      : `=${spec.placeholder ?? (spec.kind === 'choice' ? spec.choices.join('|') : spec.kind === 'seconds' ? 'SECS' : spec.kind === 'integer' ? 'N' : 'VALUE')}`;
+  return `--${spec.kind === 'flag' && spec.negatable ? '[no-]' : ''}${name}${value}`;
+}
+
 /** " (default: X)", on the help's last line or a line of its own. */
 function defaultNote(spec: OptionSpec): string {
-  const d =
-    spec.defaultText ??
-    (spec.kind === 'list' || spec.default === undefined || spec.default === false
-      ? undefined
-      : spec.default === true
-        ? 'on'
-        : String(spec.default));
+  const d = defaultOf(spec);
   if (d === undefined) return '';
   const last = spec.help.split('\n').at(-1) ?? '';
   const note = `(default: ${d})`;
@@ -196,11 +206,7 @@ export function optionHelp(table: OptionTable, names: readonly string[] = Object
   for (const name of names) {
     const spec = table[name] as OptionSpec;
     if (spec.hidden) continue;
-    const value =
-      spec.kind === 'flag'
-        ? ''
-        : `=${spec.placeholder ?? (spec.kind === 'choice' ? spec.choices.join('|') : spec.kind === 'seconds' ? 'SECS' : spec.kind === 'integer' ? 'N' : 'VALUE')}`;
-    const head = `${' '.repeat(indent)}--${spec.kind === 'flag' && spec.negatable ? `[no-]` : ''}${name}${value}`;
+    const head = `${' '.repeat(indent)}${optionSyntax(name, spec)}`;
     const [first = '', ...more] = `${spec.help}${defaultNote(spec)}`.split('\n');
     if (head.length < indent + WIDTH) lines.push(`${head.padEnd(indent + WIDTH)} ${first}`);
     else lines.push(head, `${' '.repeat(indent + WIDTH + 1)}${first}`);

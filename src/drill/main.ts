@@ -44,8 +44,8 @@ export const DRILL_OPTIONS = {
   'check-path': {
     kind: 'string',
     placeholder: '/p',
-    defaultText: 'the request itself',
-    help: "before the load, wait until a GET of this path answers (default: the\ndrill's own request, its method and body, until it answers as expected)",
+    defaultText: "the drill's own request, its method and body, until it answers as expected",
+    help: 'before the load, wait until a GET of this path answers',
   },
   url: { kind: 'string', placeholder: 'URL', help: 'drill a server that is already running (with --pid-file or --deploy)' },
   'pid-file': {

@@ -131,6 +131,7 @@ Shutting down behind a load balancer (Kubernetes):
 ${section(['shutdown-delay', 'ready-path'])}
 An app that calls listen() itself (app.listen(3000), a framework's server):
 ${section(['app-port', 'listen-timeout'])}
+${section(['help'])}
 Signals to the master: HUP reloads (new workers with fresh code, then the old
 ones retire), TERM/INT/QUIT stop gracefully. With NOTIFY_SOCKET set, READY=1 is
 sent once every worker listens (use start_server --ready-notify).

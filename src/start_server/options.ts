@@ -1,5 +1,5 @@
 // start_server's command line: Server::Starter 0.35's options, in its order of
-// evaluation, plus baton's extensions (documented in the README).
+// evaluation, plus baton's extensions (docs/start_server.md).
 
 import {
   type CamelValues,

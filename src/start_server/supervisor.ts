@@ -50,7 +50,7 @@ import { MANAGER_ENV, ServiceManager } from './service-manager.ts';
 import { StderrTail } from './stderr-tail.ts';
 import { autoRestartDue, type Env, killOldDelay, passEnv } from './upstream-env.ts';
 
-/** Signals the loop takes (QUIT like INT; USR1/USR2 are logged and ignored). */
+/** Signals the loop takes (QUIT like INT; USR1 reopens --log-file, USR2 upgrades baton in place, each logged and otherwise ignored where it does not apply). */
 export const HANDLED_SIGNALS = ['HUP', 'TERM', 'INT', 'QUIT', 'USR1', 'USR2'];
 /** What the inbox carries for a control client's deploy request (not a signal). */
 const DEPLOY = 'DEPLOY';

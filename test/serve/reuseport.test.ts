@@ -20,7 +20,7 @@ async function swapInstances(
   client: 'ab' | 'wrk',
 ): Promise<{ result: LoadResult; log: string }> {
   const port = await freePort();
-  // --ready-notify: an instance is told to stop only once its successor listens (see the README)
+  // --ready-notify: an instance is told to stop only once its successor listens (docs/containers.md)
   const s = run(t, START_SERVER, [
     '--ready-notify',
     '--',
