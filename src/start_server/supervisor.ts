@@ -34,19 +34,20 @@ import type { DeployRecord, DeployTrigger, StatusReport, Verdict } from '../cont
 import { type StatusEntry, writeStatusFile } from '../control/status-file.ts';
 import type { BatonError } from '../errors.ts';
 import { socketInode } from '../net/acceptors.ts';
-import { type Listener, serverStarterPort } from '../net/listeners.ts';
+import type { Listener } from '../net/listeners.ts';
 import type { Exit, Inbox } from '../process/inbox.ts';
 import { logLine as log } from '../process/log.ts';
 import { signalNumber } from '../process/signals.ts';
-import { devNullFd, type SpawnRequest, spawnProcess } from '../process/spawn.ts';
+import { type SpawnRequest, spawnProcess } from '../process/spawn.ts';
 import { type Deploy, DeployLog, type DeploySink } from './deploys.ts';
 import { perlTrue } from './envdir.ts';
 import { type Generation, Generations, type GenerationsSnapshot } from './generations.ts';
+import { generationEnv, generationFds } from './inheritance.ts';
 import { Metrics } from './metrics.ts';
 import { NotifySocket } from './notify-socket.ts';
 import type { StartServerOptions } from './options.ts';
 import { failureHint, ReadinessJudge, USE_INHERITED } from './readiness.ts';
-import { MANAGER_ENV, ServiceManager } from './service-manager.ts';
+import { ServiceManager } from './service-manager.ts';
 import { StderrTail } from './stderr-tail.ts';
 import { autoRestartDue, type Env, killOldDelay, passEnv } from './upstream-env.ts';
 
@@ -526,25 +527,15 @@ export class Supervisor {
 
   private spawnGeneration(): Generation | undefined {
     const token = Generations.newToken();
-    const env: Env = {
-      ...this.env,
-      // our service manager's, not theirs
-      ...Object.fromEntries(MANAGER_ENV.map((k) => [k, undefined])),
-      SERVER_STARTER_PORT: serverStarterPort(this.listeners),
-      SERVER_STARTER_GENERATION: String(this.number),
-      // baton serve reports connections and restarts on the notify socket
-      BATON_METRICS: this.opts.metrics === undefined ? this.env.BATON_METRICS : '1',
-      // it boots beside one that serves (baton serve then boots at low priority)
-      BATON_SERVING_GENERATION: this.gens.serving() ? String(this.gens.serving()?.number) : undefined,
-    };
-    if (this.notify) {
-      env.NOTIFY_SOCKET = this.notify.path;
-      env.BATON_READY_TOKEN = token;
-    }
-    const fds: Array<[number, number]> = this.listeners.map((l) => [l.fd, l.childFd]);
-    if (this.stdinDevNull && !this.listeners.some((l) => l.childFd === 0)) fds.push([devNullFd(), 0]);
+    const env = generationEnv(this.env, {
+      listeners: this.listeners,
+      generation: this.number,
+      serving: this.gens.serving()?.number,
+      notify: this.notify && { path: this.notify.path, token },
+      metrics: this.opts.metrics !== undefined,
+    });
     const tail = this.opts.stderrTail > 0 ? new StderrTail(this.opts.stderrTail) : undefined;
-    if (tail && !this.listeners.some((l) => l.childFd === 2)) fds.push([tail.childFd, 2]);
+    const fds = generationFds(this.listeners, this.stdinDevNull, tail);
     try {
       const pid = this.os.spawn({ command: this.opts.command, env, fds, cwd: this.opts.dir });
       log(`starting new worker ${pid}`);
