@@ -7,17 +7,32 @@
 //    taken and served;
 // 2. after a gap of at least a round trip, and once the session has no
 //    stream open, session.close(): the final GOAWAY with the last stream id
-//    processed, and the end of the session. Closing while streams are open
-//    makes Node's client refuse (REFUSED_STREAM) some it had in flight;
-//    waiting for them costs nothing, since the client opens no new ones once
-//    it has heard the first GOAWAY.
+//    processed, and the end of the session.
+// When phase 1 is sent matters, for two reasons measured here (h2load and
+// Node's client through deploys: each cost requests):
+// - Node stops reading a session that has sent GOAWAY and has no stream
+//   open (nghttp2 no longer "wants read"), so a request on its way to an
+//   idle session would wait unread until phase 2 refuses it. An idle session
+//   is therefore not told at all: it is told with its next request, or
+//   closed (phase 2 alone) when the gap is over.
+// - A client queues its next request as a response ends, and one that hears
+//   GOAWAY with a request queued but not yet sent drops it (nghttp2's rule:
+//   curl, h2load). So a busy session hears GOAWAY just ahead of its next
+//   response on the wire (or after TELL_WITHIN_MS, for slow handlers).
+// A session that begins during the drain (over TLS, a connection accepted
+// before the listener closed may still be in its handshake: the drain waits
+// for those) is told the same way, with its first response.
 // Nothing is reset: no stream ends in RST_STREAM, no connection in a TCP
-// reset. A session that begins during the drain (its connection was
-// accepted just before the listener closed) is told at once. Its sockets are
-// never taken for idle HTTP/1 connections: a stream sending a long response
-// receives no byte and must not be swept.
+// reset. HTTP/2 sockets are never taken for idle HTTP/1 connections: a stream
+// sending a long response receives no byte and must not be swept.
 import { constants, type Http2Session } from 'node:http2';
-import type { Server as NetServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
+
+/** A busy session hears GOAWAY with its next response, or after this long at the latest. */
+const TELL_WITHIN_MS = 100;
+
+type Stream = { once(e: 'close', f: () => void): void; headersSent: boolean; respond: (...a: unknown[]) => void };
 
 /** The largest stream id (2^31 - 1): the first GOAWAY promises nothing about which streams were seen. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -29,40 +44,99 @@ export function isHttp2Server(server: NetServer): boolean {
 
 export class Sessions {
   readonly open = new Set<Http2Session>();
+  /** TLS connections accepted that have no session yet (in their handshake). */
+  private readonly handshaking = new Set<Socket>();
+  /** The streams open on each session. */
+  private readonly live = new WeakMap<Http2Session, Set<Stream>>();
   /** Streams open per session (counted only while draining matters, but a session's life is short next to its streams). */
   private readonly streams = new WeakMap<Http2Session, number>();
+  /** When each session heard the first GOAWAY: it is closed no sooner than the gap after. */
+  private readonly told = new WeakMap<Http2Session, number>();
   private phase: 'serving' | 'announced' | 'closing' = 'serving';
+  private readonly gapMs: number;
 
-  constructor(server: NetServer) {
+  constructor(server: NetServer, gapMs: number) {
+    this.gapMs = gapMs;
+    if (server instanceof TlsServer) {
+      server.on('connection', (raw: Socket) => {
+        this.handshaking.add(raw);
+        raw.once('close', () => this.handshaking.delete(raw));
+      });
+      server.on('secureConnection', (tls: { _parent?: Socket }) => {
+        if (tls._parent) this.handshaking.delete(tls._parent);
+      });
+    }
     server.on('session', (s: Http2Session) => {
       this.open.add(s);
       this.streams.set(s, 0);
       s.once('close', () => this.open.delete(s));
-      s.on('stream', (stream: { once(e: 'close', f: () => void): void }) => {
+      // ahead of the server's own listener, which may respond at once
+      s.prependListener('stream', (stream: Stream) => {
         this.streams.set(s, (this.streams.get(s) ?? 0) + 1);
+        const live = this.live.get(s) ?? new Set<Stream>();
+        this.live.set(s, live.add(stream));
+        if (this.phase !== 'serving') this.tellBefore(s, stream);
         stream.once('close', () => {
+          live.delete(stream);
           const left = (this.streams.get(s) ?? 1) - 1;
           this.streams.set(s, left);
-          if (left === 0 && this.phase === 'closing') close(s);
+          if (left === 0 && this.phase === 'closing') this.closeWhenIdle(s);
         });
       });
-      // a late comer hears what the others heard
-      if (this.phase !== 'serving') goaway(s);
-      if (this.phase === 'closing') this.closeWhenIdle(s);
+      // a late comer that sends nothing is closed once the gap is over
+      if (this.phase !== 'serving')
+        setTimeout(() => {
+          if (this.phase === 'closing') this.closeWhenIdle(s);
+        }, this.gapMs).unref();
     });
   }
 
+  /** Tells `s` just before `stream` responds (GOAWAY goes ahead of the response on the wire). */
+  private tellBefore(s: Http2Session, stream: Stream): void {
+    if (this.told.has(s) || stream.headersSent) return;
+    const respond = stream.respond;
+    stream.respond = (...args: unknown[]) => {
+      this.tell(s);
+      respond.apply(stream, args);
+    };
+  }
+
+  /**
+   * Phase 1 for a session: with its next response. An idle one is not told
+   * at all (Node stops reading a session that sent GOAWAY and has no stream
+   * open, so a request on its way would wait unread); it is told with its
+   * next request's response, or closed once the gap is over.
+   */
+  private announceTo(s: Http2Session): void {
+    for (const stream of this.live.get(s) ?? []) this.tellBefore(s, stream);
+    const busy = [...(this.live.get(s) ?? [])].some((x) => !x.headersSent);
+    if (busy) setTimeout(() => this.tell(s), TELL_WITHIN_MS).unref();
+  }
+
+  /** Phase 1 for one session; phase 2 follows the gap after. */
+  private tell(s: Http2Session): void {
+    if (this.told.has(s)) return;
+    this.told.set(s, Date.now());
+    goaway(s);
+    setTimeout(() => {
+      if (this.phase === 'closing') this.closeWhenIdle(s);
+    }, this.gapMs).unref();
+  }
+
+  /** Phase 2, once no stream is open: at once for a session never told (it was idle), else a gap after it was told. */
   private closeWhenIdle(s: Http2Session): void {
-    if ((this.streams.get(s) ?? 0) === 0) close(s);
+    if ((this.streams.get(s) ?? 0) > 0) return;
+    const told = this.told.get(s);
+    if (told === undefined || Date.now() - told >= this.gapMs) close(s);
   }
 
   /** Phase 1. */
   announce(): void {
     this.phase = 'announced';
-    for (const s of this.open) goaway(s);
+    for (const s of this.open) this.announceTo(s);
   }
 
-  /** Phase 2: each session is closed once no stream is open on it. */
+  /** Phase 2: each session is closed once no stream is open on it, a gap after it was told. */
   close(): void {
     if (this.phase === 'closing') return;
     this.phase = 'closing';
@@ -72,10 +146,12 @@ export class Sessions {
   /** At the drain's bound: what is left goes. */
   destroy(): void {
     for (const s of this.open) s.destroy();
+    for (const raw of this.handshaking) raw.destroy();
   }
 
+  /** Sessions, and connections still in their TLS handshake. */
   get size(): number {
-    return this.open.size;
+    return this.open.size + this.handshaking.size;
   }
 }
 

@@ -118,7 +118,8 @@ export function graceful(drainable: DrainableServer, options: GracefulOptions = 
   const server = drainable as HttpServer;
   const timeoutMs = options.timeoutMs ?? GRACEFUL_TIMEOUT_S * 1000;
   const longLivedMs = options.longLivedMs ?? DRAIN_TIMEOUT_S * 1000;
-  const h2 = isHttp2Server(server) ? new Sessions(server) : undefined;
+  const gapMs = options.goawayGapMs ?? GOAWAY_GAP_MS;
+  const h2 = isHttp2Server(server) ? new Sessions(server, gapMs) : undefined;
   const connections = new Connections(server, !h2);
   let draining = false;
   let done: Promise<'drained' | 'timeout'> | undefined;
@@ -133,7 +134,7 @@ export function graceful(drainable: DrainableServer, options: GracefulOptions = 
     stopAccepting(server);
     closeOnResponses(server, options.closeSpreadMs ?? 0, connections);
     h2?.announce();
-    const goawayAt = Date.now() + (options.goawayGapMs ?? GOAWAY_GAP_MS);
+    const goawayAt = Date.now() + gapMs;
     const longLived = new LongLived(connections);
     longLived.noteBegun();
     startDraining('the server is shutting down');
