@@ -63,10 +63,15 @@ function write(fd: number, text: string): boolean {
   return true;
 }
 
+/** The line that says what a failing destination cost, once it takes lines again. */
+export function droppedLine(lines: number, reason: string): string {
+  return `${formatLine(`(${lines} earlier log line${lines > 1 ? 's' : ''} dropped: ${reason})`)}\n`;
+}
+
 /** Writes one line to stderr, or counts it as dropped. Never throws. */
 export function logLine(line: string): void {
   if (dropped > 0) {
-    if (!write(2, `${formatLine(`(${dropped} earlier log line${dropped > 1 ? 's' : ''} dropped: ${why})`)}\n`)) {
+    if (!write(2, droppedLine(dropped, why))) {
       dropped++;
       return;
     }

@@ -4,11 +4,15 @@
 // the file is opened again at its path and the copy goes on there: the
 // generations keep writing to the same pipe, so nothing they write is lost
 // or left behind in the old file, and no line is cut in two (each chunk read
-// is written whole to one file or the other).
+// is written whole to one file or the other). What the file cannot take (a
+// full disk) is dropped, never blocking the writers, and the first thing
+// written once it takes data again is a line saying how many lines were
+// lost and why.
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { systemError } from '../errors.ts';
 import { native } from '../net/native.ts';
+import { droppedLine } from '../process/log.ts';
 
 export class LogFile {
   private readonly path: string;
@@ -17,8 +21,9 @@ export class LogFile {
   readonly writeFd: number;
   private readonly reader: Socket;
   readonly readFd: number;
-  /** Lines the file could not take (a full disk): dropped, never blocking the writers. */
+  /** Lines the file could not take (a full disk): dropped, never blocking the writers, and said once it takes lines again. */
   dropped = 0;
+  private why = '';
 
   /** `adopt`: the file and pipe an earlier exec of ours had open. */
   constructor(path: string, adopt?: { fd: number; readFd: number; writeFd: number }) {
@@ -43,12 +48,29 @@ export class LogFile {
   }
 
   private copy(chunk: Buffer): void {
-    let rest = chunk;
+    if (this.dropped > 0) {
+      if (!this.write(Buffer.from(droppedLine(this.dropped, this.why)))) return this.drop(chunk);
+      this.dropped = 0;
+    }
+    if (!this.write(chunk)) this.drop(chunk);
+  }
+
+  /** Writes all of `data`; false when the file refused it (what part of it went stays: a line cut short). */
+  private write(data: Buffer): boolean {
+    let rest = data;
     try {
       while (rest.length > 0) rest = rest.subarray(writeSync(this.fd, rest));
-    } catch {
-      this.dropped++;
+      return true;
+    } catch (e) {
+      this.why = (e as NodeJS.ErrnoException).code ?? 'EIO';
+      return false;
     }
+  }
+
+  private drop(chunk: Buffer): void {
+    let lines = 0;
+    for (const byte of chunk) if (byte === 10) lines++;
+    this.dropped += Math.max(1, lines);
   }
 
   /** At exit: what is still in the pipe (our own last lines) goes to the file now. */
