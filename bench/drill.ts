@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readinessMount, seedCommand, setUpContainers, tearDownContainers } from '../harness/containers.ts';
+import { hostNetCommand, seedCommand, setUpContainers, tearDownContainers } from '../harness/containers.ts';
 import { setUpDockerEngine, tearDownDockerEngine } from '../harness/docker-engine.ts';
 import { NGINX, startNginx } from '../harness/nginx.ts';
 import { have, starletCommand } from '../harness/peers.ts';
@@ -126,22 +126,17 @@ const contenders: Contender[] = [
     start: (port, home) => {
       const e = setUpDockerEngine({ hostLink: true });
       if ('error' in e) throw new Error(e.error);
-      const notify = ['--ready=notify', `--notify-socket=${join(home, 'notify.sock')}`];
       const s = supervisor(
         e.where[0] as string,
         [
           ...e.where.slice(1),
           process.execPath,
           START_SERVER,
-          ...notify,
-          '--',
-          e.env.DOCKER_CLI as string,
-          'run',
-          '--rm',
-          '--net=host',
-          ...readinessMount(home),
-          e.env.IMAGE as string,
-          ...['serve', '/app/app.js', '--reuse-port', '--host=0.0.0.0', `--port=${port}`, '--max-workers=2', '--handover-timeout=5'],
+          ...hostNetCommand(
+            e.env,
+            ['serve', '/app/app.js', '--reuse-port', '--host=0.0.0.0', `--port=${port}`, '--max-workers=2', '--handover-timeout=5'],
+            home,
+          ),
         ],
         e.env,
       );

@@ -41,12 +41,14 @@ export function readinessOptions(notifyDir: string): string[] {
 /**
  * start_server's options and command line for `docker run --rm --net=host
  * IMAGE <args>` generations; with `notifyDir`, a generation is ready when its
- * container says so (else after --interval).
+ * container says so (else after --interval). `env` is the engine's
+ * (setUpContainers, setUpDockerEngine).
  */
-export function hostNetCommand(env: NodeJS.ProcessEnv, args: string[], notifyDir?: string): string[] {
+export function hostNetCommand(env: NodeJS.ProcessEnv, args: string[], notifyDir?: string, image = env.IMAGE as string): string[] {
   const ready = notifyDir === undefined ? [] : readinessOptions(notifyDir);
   const mount = notifyDir === undefined ? [] : readinessMount(notifyDir);
-  return [...ready, '--', CONTAINER_CLI, 'run', '--rm', '--net=host', ...mount, env.IMAGE as string, ...args];
+  // Docker Engine's environment names its own CLI; podman's is the one on PATH
+  return [...ready, '--', env.DOCKER_CLI ?? CONTAINER_CLI, 'run', '--rm', '--net=host', ...mount, image, ...args];
 }
 
 /** `start_server -- docker run --net=host IMAGE baton serve APP --reuse-port ...` (the seed's run). */

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { readinessMount } from '../../harness/containers.ts';
+import { hostNetCommand } from '../../harness/containers.ts';
 import { type DockerEngine, setUpDockerEngine, tearDownDockerEngine } from '../../harness/docker-engine.ts';
 import { ab } from '../../harness/load.ts';
 import { BATON, freePort, run, runCommand, tempDir, waitFor } from '../helpers.ts';
@@ -67,22 +67,12 @@ test(`dockerd: baton start -- docker run --net=host IMAGE baton serve --reuse-po
       BATON,
       'start',
       `--pid-file=${pidFile}`,
-      '--ready=notify',
-      `--notify-socket=${join(dir, 'notify.sock')}`,
-      '--',
-      e.env.DOCKER_CLI as string,
-      'run',
-      '--rm',
-      '--net=host',
-      ...readinessMount(dir),
-      live,
-      'serve',
-      '/app/busy-app.js',
-      '--reuse-port',
-      '--host=127.0.0.1',
-      `--port=${port}`,
-      '--max-workers=2',
-      '--handover-timeout=5',
+      ...hostNetCommand(
+        e.env,
+        ['serve', '/app/busy-app.js', '--reuse-port', '--host=127.0.0.1', `--port=${port}`, '--max-workers=2', '--handover-timeout=5'],
+        dir,
+        live,
+      ),
     ],
     { env: e.env },
   );
@@ -124,23 +114,21 @@ test(`dockerd: a Python server (LISTEN_FDS) behind baton reuseport-exec in its c
       BATON,
       'start',
       `--pid-file=${pidFile}`,
-      '--ready=notify',
-      `--notify-socket=${join(dir, 'notify.sock')}`,
-      '--',
-      e.env.DOCKER_CLI as string,
-      'run',
-      '--rm',
-      '--net=host',
-      ...readinessMount(dir),
-      e.env.PYIMAGE as string,
-      'reuseport-exec',
-      '--host=127.0.0.1',
-      `--port=${port}`,
-      '--pass-socket=systemd',
-      '--handover-timeout=5',
-      '--',
-      'python3',
-      '/app/server.py',
+      ...hostNetCommand(
+        e.env,
+        [
+          'reuseport-exec',
+          '--host=127.0.0.1',
+          `--port=${port}`,
+          '--pass-socket=systemd',
+          '--handover-timeout=5',
+          '--',
+          'python3',
+          '/app/server.py',
+        ],
+        dir,
+        e.env.PYIMAGE as string,
+      ),
     ],
     { env: e.env },
   );
