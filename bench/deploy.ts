@@ -1,154 +1,212 @@
-// bench/deploy: what a deploy costs. `baton serve APP` (2 workers) under
-// `start_server --ready-notify`, with Node's compile cache off and on
-// (BATON_COMPILE_CACHE), side by side in one run:
-// - idle: DEPLOYS HUPs one after another; CPU seconds per deploy (the whole
-//   process tree, exited generations included), HUP -> new generation ready
-//   and HUP -> old generation gone (medians);
-// - under load: the drill client (keep-alive, 20 connections) for LOAD_S
-//   seconds without deploys, then as long with a HUP every EVERY_S seconds;
-//   throughput of each, and their ratio.
-// APP defaults to the hello example; BENCH_APP=nextjs serves the Next.js
-// example (built first with `npm run build:nextjs`). BENCH_DIST=1 runs baton
-// from dist/ (`npm run build`), as the published package does, rather than
-// from its TypeScript sources. Not a test.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+// bench/deploy: what a deploy costs the generation that is serving, baton
+// beside PM2 on the same app and the same load, in one run.
+// - baton: `baton start -- baton serve APP --max-workers=2`, deployed through
+//   its control socket (the drill follows each deploy until the old
+//   generation is gone);
+// - PM2: `pm2 start APP -i 2` (Node's cluster module), deployed with `pm2
+//   reload` (the drill times the command, which returns once every worker
+//   was replaced).
+// For each: a steady run without deploys (req/s, p99), a run with DEPLOYS
+// deploys EVERY_MS apart under the drill client (keep-alive, 20
+// connections), then DEPLOYS deploys one after another with no load (CPU
+// seconds of the whole process tree per deploy, the deploy command's wall
+// time). Per deploy under load: the lowest 250 ms slice of answered requests
+// as a share of the 2 s before it, and the p99 of the requests from 1 s
+// before the deploy to 1 s after its end, over the steady p99.
+// BENCH_APPS=hello,nextjs (default both; nextjs needs `npm run build:nextjs`).
+// Both contenders run the same file: for hello a script that calls listen()
+// itself (PM2's graceful-reload example), for Next.js `next start` under PM2
+// and Next's request handler under baton serve. Not a test.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuBetween, treeCpu } from '../harness/proc.ts';
-import { LoadClient } from '../src/drill/load-client.ts';
+import type { DrillReport } from '../src/drill/report.ts';
+import { runDrill } from '../src/drill/run.ts';
 import { freePort } from '../src/net/free-port.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const CLI = process.env.BENCH_DIST ? join(ROOT, 'dist', 'cli') : join(ROOT, 'src', 'cli');
-const EXT = process.env.BENCH_DIST ? 'js' : 'ts';
-const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 10);
-const LOAD_S = Number(process.env.BENCH_SECONDS ?? 10);
-const EVERY_S = Number(process.env.BENCH_EVERY ?? 2);
-const APPS: Record<string, { module: string; path: string }> = {
-  hello: { module: join(ROOT, 'examples', 'formats', 'plain.ts'), path: '/' },
-  nextjs: { module: join(ROOT, 'examples', 'nextjs', 'serve.mjs'), path: '/' },
-};
-const appName = process.env.BENCH_APP ?? 'hello';
-const app = APPS[appName];
-if (!app) throw new Error(`BENCH_APP must be one of ${Object.keys(APPS).join(', ')}`);
+const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
+const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
+const NEXT = join(ROOT, 'node_modules', 'next', 'dist', 'bin', 'next');
+const NEXT_DIR = join(ROOT, 'examples', 'nextjs');
+const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 8);
+const EVERY_MS = Number(process.env.BENCH_EVERY_MS ?? 4000);
+const STEADY_MS = 6000;
 
-interface Supervised {
-  proc: ChildProcess;
-  log: () => string;
-  url: string;
+interface App {
+  name: string;
+  /** Why it cannot run here, if it cannot. */
+  missing?: string;
+  /** What baton serve is given. */
+  batonModule: string;
+  /** What PM2 is given: a script and its arguments (after `--`). */
+  pm2Script: (port: number) => { script: string; args: string[] };
 }
 
-async function startSupervised(cache: string): Promise<Supervised> {
-  const port = await freePort();
+const APPS: App[] = [
+  {
+    name: 'hello',
+    batonModule: join(ROOT, 'bench', 'apps', 'pm2-app.ts'),
+    pm2Script: () => ({ script: join(ROOT, 'bench', 'apps', 'pm2-app.ts'), args: [] }),
+  },
+  {
+    name: 'nextjs',
+    missing: existsSync(join(NEXT_DIR, '.next', 'BUILD_ID')) ? undefined : 'not built: npm run build:nextjs',
+    batonModule: join(NEXT_DIR, 'serve.mjs'),
+    pm2Script: (port) => ({ script: NEXT, args: ['start', NEXT_DIR, '-p', String(port), '-H', '127.0.0.1'] }),
+  },
+];
+
+interface Running {
+  /** The root of the process tree whose CPU is counted. */
+  root: number;
+  /** How runDrill deploys it. */
+  drill: { pidFile: string } | { deployCommand: string };
+  /** Deploys it and returns when the deploy has ended. */
+  deploySync: () => void;
+  stop: () => Promise<void>;
+}
+
+const node = process.execPath;
+
+async function startBaton(app: App, port: number, home: string): Promise<Running> {
+  const pidFile = join(home, 'pid');
   const proc = spawn(
-    process.execPath,
-    [
-      join(CLI, `start_server.${EXT}`),
-      `--port=127.0.0.1:${port}`,
-      '--ready-notify',
-      '--',
-      process.execPath,
-      join(CLI, `baton.${EXT}`),
-      'serve',
-      app?.module as string,
-      '--max-workers=2',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BATON_COMPILE_CACHE: cache } },
+    node,
+    [BATON, 'start', `--port=127.0.0.1:${port}`, `--pid-file=${pidFile}`, '--', node, BATON, 'serve', app.batonModule, '--max-workers=2'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
   );
-  let log = '';
-  proc.stderr?.on('data', (d) => {
-    log += d;
+  const exited = new Promise((r) => proc.once('close', r));
+  return {
+    root: proc.pid as number,
+    drill: { pidFile },
+    deploySync: () => execFileSync(node, [BATON, 'deploy', `--pid-file=${pidFile}`], { stdio: 'ignore' }),
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function startPm2(app: App, port: number, home: string): Promise<Running> {
+  // PM2 picks the interpreter for a .ts app from PATH: ours, not an older system node
+  const env = { ...process.env, PM2_HOME: home, PORT: String(port), PATH: `${dirname(node)}:${process.env.PATH}` };
+  const { script, args } = app.pm2Script(port);
+  execFileSync(node, [PM2, 'start', script, '-i', '2', '--name', 'bench', ...(args.length ? ['--', ...args] : [])], {
+    env,
+    stdio: 'ignore',
   });
-  const url = `http://127.0.0.1:${port}${app?.path}`;
-  for (let i = 0; i < 600 && !(await fetch(url).catch(() => undefined))?.ok; i++) await sleep(100);
-  return { proc, log: () => log, url };
+  const reload = `PM2_HOME=${home} ${node} ${PM2} reload bench`;
+  return {
+    root: Number(readFileSync(join(home, 'pm2.pid'), 'utf8')),
+    drill: { deployCommand: reload },
+    deploySync: () => execFileSync('sh', ['-c', reload], { stdio: 'ignore' }),
+    stop: async () => {
+      execFileSync(node, [PM2, 'kill'], { env, stdio: 'ignore' });
+    },
+  };
 }
 
-const count = (text: string, re: RegExp) => (text.match(re) ?? []).length;
-
-async function waitLog(s: Supervised, re: RegExp, n: number): Promise<void> {
-  while (count(s.log(), re) < n) await sleep(5);
-}
-
-const READY = /new worker is now running/g;
-const GONE = /old worker \d+ died/g;
-
-async function idleDeploys(s: Supervised): Promise<{ cpuPerDeploy: number; ready: number[]; gone: number[] }> {
-  const before = treeCpu(s.proc.pid as number);
-  const ready: number[] = [];
-  const gone: number[] = [];
-  const [readyBase, goneBase] = [count(s.log(), READY), count(s.log(), GONE)];
-  for (let i = 1; i <= DEPLOYS; i++) {
-    const t = performance.now();
-    s.proc.kill('SIGHUP');
-    await waitLog(s, READY, readyBase + i);
-    ready.push(performance.now() - t);
-    await waitLog(s, GONE, goneBase + i);
-    gone.push(performance.now() - t);
+async function waitServing(url: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if ((await fetch(url).catch(() => undefined))?.ok) return;
+    await sleep(100);
   }
-  return { cpuPerDeploy: cpuBetween(before, treeCpu(s.proc.pid as number)) / DEPLOYS, ready, gone };
+  throw new Error(`${url} never answered`);
 }
 
-async function throughput(s: Supervised, deploying: boolean): Promise<number> {
-  const client = new LoadClient({
-    url: s.url,
-    connections: 20,
-    keepAlive: true,
-    method: 'GET',
-    bodyBytes: 0,
-    timeoutMs: 10_000,
-    expectStatus: 200,
-  });
-  const t0 = await client.start();
-  const deployer = (async () => {
-    while (deploying && performance.now() - t0 < LOAD_S * 1000) {
-      await sleep(EVERY_S * 1000);
-      s.proc.kill('SIGHUP');
+function load(url: string, r: Running, deploys: number): Promise<DrillReport> {
+  return runDrill({
+    label: 'bench',
+    url,
+    ...r.drill,
+    path: '/',
+    deploys,
+    everyMs: EVERY_MS,
+    warmupMs: 1000,
+    cooldownMs: 2000,
+    durationMs: deploys === 0 ? STEADY_MS : undefined,
+    load: { connections: 20, keepAlive: true, method: 'GET', bodyBytes: 0, timeoutMs: 10_000, expectStatus: 200 },
+  }).then((d) => d.report);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+const pct = (x: number) => `${Math.round(x * 100)}%`;
+
+interface Row {
+  app: string;
+  server: string;
+  cells: string[];
+}
+
+async function measure(app: App, server: string, start: (app: App, port: number, home: string) => Promise<Running>): Promise<Row> {
+  const port = await freePort();
+  const home = mkdtempSync(join(tmpdir(), 'baton-bench-deploy-'));
+  const url = `http://127.0.0.1:${port}/`;
+  const r = await start(app, port, home);
+  try {
+    await waitServing(url);
+    process.stderr.write(`${app.name}, ${server}: steady...\n`);
+    const steady = await load(url, r, 0);
+    process.stderr.write(`${app.name}, ${server}: ${DEPLOYS} deploys under load...\n`);
+    const deploying = await load(url, r, DEPLOYS);
+    process.stderr.write(`${app.name}, ${server}: ${DEPLOYS} deploys without load...\n`);
+    const before = treeCpu(r.root);
+    const walls: number[] = [];
+    for (let i = 0; i < DEPLOYS; i++) {
+      const t = performance.now();
+      r.deploySync();
+      walls.push(performance.now() - t);
+      await sleep(500);
     }
-  })();
-  await sleep(LOAD_S * 1000);
-  const { recording } = await client.stop();
-  await deployer;
-  if (recording.failed) process.stderr.write(`warning: ${recording.failed} requests failed\n`);
-  return recording.requests / ((performance.now() - t0) / 1000);
+    const cpuPerDeploy = cpuBetween(before, treeCpu(r.root)) / DEPLOYS;
+    const lowest = deploying.deploys.map((d) => d.throughput.lowest / d.throughput.before);
+    const p99 = deploying.deploys.map((d) => d.window.p99 / steady.latency.p99);
+    return {
+      app: app.name,
+      server,
+      cells: [
+        Math.round(steady.requests / steady.seconds).toLocaleString('en-US'),
+        `${steady.latency.p99.toFixed(1)} ms`,
+        `**${deploying.failed}**`,
+        `${pct(Math.min(...lowest))} / ${pct(median(lowest))}`,
+        `${Math.max(...p99).toFixed(2)}× / ${median(p99).toFixed(2)}×`,
+        `${Math.round(median(walls))} ms`,
+        cpuPerDeploy.toFixed(2),
+      ],
+    };
+  } finally {
+    await r.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
 }
 
-async function stop(s: Supervised): Promise<void> {
-  const exited = new Promise((r) => s.proc.once('close', r));
-  s.proc.kill('SIGTERM');
-  await exited;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-const cacheHome = mkdtempSync(join(tmpdir(), 'baton-bench-cache-'));
+const wanted = (process.env.BENCH_APPS ?? 'hello,nextjs').split(',');
 const rows: string[] = [];
-for (const [label, cache] of [
-  ['compile cache off', 'off'],
-  ['compile cache on', join(cacheHome, 'cc')],
-] as const) {
-  process.stderr.write(`${label}: idle deploys...\n`);
-  const s = await startSupervised(cache);
-  // one deploy to fill the cache, so "on" measures what every later deploy gets
-  await idleDeploys(s);
-  const idle = await idleDeploys(s);
-  process.stderr.write(`${label}: load without and with deploys...\n`);
-  const steady = await throughput(s, false);
-  const deploying = await throughput(s, true);
-  await stop(s);
-  rows.push(
-    `| ${label} | ${idle.cpuPerDeploy.toFixed(2)} | ${median(idle.ready).toFixed(0)} | ${median(idle.gone).toFixed(0)} | ${Math.round(steady).toLocaleString('en-US')} | ${Math.round(deploying).toLocaleString('en-US')} (${Math.round((deploying / steady) * 100)}%) |`,
-  );
+for (const app of APPS.filter((a) => wanted.includes(a.name))) {
+  if (app.missing) {
+    rows.push(`| ${app.name} | n/a (${app.missing}) | | | | | | | |`);
+    continue;
+  }
+  for (const [server, start] of [
+    ['baton start + baton serve', startBaton],
+    ['PM2 -i 2, pm2 reload', startPm2],
+  ] as const) {
+    const row = await measure(app, server, start);
+    rows.push(`| ${row.app} | ${row.server} | ${row.cells.join(' | ')} |`);
+    await sleep(1000);
+  }
 }
-rmSync(cacheHome, { recursive: true, force: true });
 process.stdout.write(
   [
-    `bench/deploy: ${appName}, baton ${process.env.BENCH_DIST ? 'from dist/' : 'from src/'} serve (2 workers) under start_server --ready-notify; ${DEPLOYS} idle deploys; drill keep-alive c=20 for ${LOAD_S} s, a HUP every ${EVERY_S} s; ${new Date().toISOString().slice(0, 10)}`,
+    `bench/deploy: 2 workers each; steady ${STEADY_MS / 1000} s, then ${DEPLOYS} deploys ${EVERY_MS / 1000} s apart under the drill client (keep-alive, 20 connections, GET /), then ${DEPLOYS} deploys without load; ${new Date().toISOString().slice(0, 10)}`,
     '',
-    '| | CPU s per deploy | HUP → ready ms | HUP → old gone ms | req/s without deploys | req/s with deploys |',
-    '|---|---|---|---|---|---|',
+    '| app | server | req/s steady | p99 steady | failed during deploys | lowest 250 ms slice ÷ before (worst / median deploy) | p99 around a deploy ÷ steady (worst / median) | deploy command, median | CPU s per deploy |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
+    '',
   ].join('\n'),
 );
-process.stdout.write('\n');
