@@ -49,7 +49,10 @@ export class LogFile {
 
   private copy(chunk: Buffer): void {
     if (this.dropped > 0) {
-      if (!this.write(Buffer.from(droppedLine(this.dropped, this.why)))) return this.drop(chunk);
+      if (!this.write(Buffer.from(droppedLine(this.dropped, this.why)))) {
+        this.drop(chunk);
+        return;
+      }
       this.dropped = 0;
     }
     if (!this.write(chunk)) this.drop(chunk);
