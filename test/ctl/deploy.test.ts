@@ -52,7 +52,8 @@ async function supervise(t: Parameters<typeof run>[0], extra: string[] = [], rea
   await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 20_000);
   const release = (name: keyof typeof RELEASES) => writeFileSync(app, RELEASES[name]);
   const deploy = async (args: string[] = []) => {
-    const d = run(t, BATON, ['deploy', `--pid-file=${pidFile}`, '--timeout=20', ...args]);
+    // the caller's bound cuts a start short too: generous, so that on a slow machine each attempt meets its own
+    const d = run(t, BATON, ['deploy', `--pid-file=${pidFile}`, '--timeout=90', ...args]);
     const { code } = await d.exited;
     return { code, out: d.stdout(), err: d.stderr() };
   };
