@@ -51,6 +51,12 @@ test('installed from the packed tarball into an empty prefix (npm i -g --ignore-
   const env = { ...process.env, PATH: `${join(prefix, 'bin')}:${join(ROOT, 'node_modules', '.bin')}:/usr/bin:/bin`, NODE_OPTIONS: '' };
   const bin = (name: string, args: string[]) => execFileSync(join(prefix, 'bin', name), args, { encoding: 'utf8', env });
   assert.match(bin('baton', ['--version']), /^baton-deploy \d+\.\d+\.\d+\n$/);
+  // the package's own name is a bin too, so that `npx baton-deploy` knows which of them to run
+  assert.match(bin('baton-deploy', ['--version']), /^baton-deploy \d+\.\d+\.\d+\n$/);
+  assert.match(
+    execFileSync('npx', ['--yes', `file:${packed}`, '--version'], { cwd: dir, encoding: 'utf8', env }),
+    /^baton-deploy \d+\.\d+\.\d+\n$/,
+  );
   assert.match(bin('baton', ['--help']), /^Usage: baton <command>/);
   assert.equal(bin('start_server', ['--version']), '0.35\n');
   assert.match(bin('start_server', ['--help']), /Server::Starter 0\.35 compatible/);
