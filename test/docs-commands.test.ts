@@ -157,6 +157,30 @@ test('each option table in docs/ lists exactly the options of its command --help
   assert.ok(tables >= Object.keys(COMMAND_OPTIONS).length, `${tables} option tables`);
 });
 
+/** The command pages, and the options of other programs they may name in passing. */
+const PAGES: Record<string, { commands: string[]; others: string[] }> = {
+  'start_server.md': { commands: ['start_server'], others: ['--opt'] },
+  'deploy.md': { commands: ['baton start', 'baton deploy', 'baton status', 'baton upgrade'], others: [] },
+  'serve.md': { commands: ['baton serve'], others: [] },
+  'reuseport-exec.md': { commands: ['baton reuseport-exec', 'start_server'], others: [] },
+  'drill.md': { commands: ['baton drill'], others: [] },
+};
+
+test('every option a command page names in its text is an option of its command', () => {
+  const problems: string[] = [];
+  for (const [page, { commands, others }] of Object.entries(PAGES)) {
+    const names = new Set([...commands.flatMap((c) => Object.keys(COMMAND_OPTIONS[c] ?? {})), ...others.map((o) => o.slice(2))]);
+    const text = readFileSync(join(ROOT, 'docs', page), 'utf8')
+      .replace(/<!-- generated[\s\S]*?<!-- end -->/g, '')
+      .replace(/```[\s\S]*?```/g, '');
+    for (const m of text.matchAll(/`--(?:\[no-\])?([a-z0-9-]+)/g)) {
+      const name = m[1] as string;
+      if (!names.has(name) && !names.has(name.replace(/^no-/, ''))) problems.push(`${page}: --${name}`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
 /** `baton` and `start_server` as an installed package has them: this checkout's, on our Node. */
 function binDir(dir: string): string {
   const bin = join(dir, 'bin');
