@@ -83,7 +83,7 @@ function parseH2load(out: string) {
 
 test(`baton serve --http2 with TLS: h2load and curl --http2 through ${DEPLOYS} deploys, 0 failed; HTTP/1.1 by ALPN too; a renewed certificate serves from the next generation; a bad one is refused`, {
   skip: have('h2load') ? false : 'missing h2load (Debian: nghttp2-client)',
-  timeout: 300_000,
+  timeout: 600_000,
 }, async (t) => {
   const dir = tempDir(t);
   const first = selfSignedCertificate(dir, 'first');

@@ -17,11 +17,11 @@
 //   closed (phase 2 alone) when the gap is over.
 // - A client queues its next request as a response ends, and one that hears
 //   GOAWAY with a request queued but not yet sent drops it (nghttp2's rule:
-//   curl, h2load). So a busy session hears GOAWAY just ahead of its next
-//   response on the wire (or after TELL_WITHIN_MS, for slow handlers).
+//   curl, h2load). Told as a stream arrives, before the app answers it, a
+//   session hears GOAWAY ahead of that response on the wire.
 // A session that begins during the drain (over TLS, a connection accepted
 // before the listener closed may still be in its handshake: the drain waits
-// for those) is told the same way, with its first response.
+// for those) is told the same way, with its first stream.
 // Nothing is reset: no stream ends in RST_STREAM, no connection in a TCP
 // reset. HTTP/2 sockets are never taken for idle HTTP/1 connections: a stream
 // sending a long response receives no byte and must not be swept.
@@ -29,10 +29,7 @@ import { constants, type Http2Session } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 
-/** A busy session hears GOAWAY with its next response, or after this long at the latest. */
-const TELL_WITHIN_MS = 100;
-
-type Stream = { once(e: 'close', f: () => void): void; headersSent: boolean; respond: (...a: unknown[]) => void };
+type Stream = { once(e: 'close', f: () => void): void };
 
 /** The largest stream id (2^31 - 1): the first GOAWAY promises nothing about which streams were seen. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -75,7 +72,8 @@ export class Sessions {
         this.streams.set(s, (this.streams.get(s) ?? 0) + 1);
         const live = this.live.get(s) ?? new Set<Stream>();
         this.live.set(s, live.add(stream));
-        if (this.phase !== 'serving') this.tellBefore(s, stream);
+        // told now, with a stream open (so Node reads on) and ahead of its response
+        if (this.phase !== 'serving') this.tell(s);
         stream.once('close', () => {
           live.delete(stream);
           const left = (this.streams.get(s) ?? 1) - 1;
@@ -91,26 +89,14 @@ export class Sessions {
     });
   }
 
-  /** Tells `s` just before `stream` responds (GOAWAY goes ahead of the response on the wire). */
-  private tellBefore(s: Http2Session, stream: Stream): void {
-    if (this.told.has(s) || stream.headersSent) return;
-    const respond = stream.respond;
-    stream.respond = (...args: unknown[]) => {
-      this.tell(s);
-      respond.apply(stream, args);
-    };
-  }
-
   /**
-   * Phase 1 for a session: with its next response. An idle one is not told
-   * at all (Node stops reading a session that sent GOAWAY and has no stream
-   * open, so a request on its way would wait unread); it is told with its
-   * next request's response, or closed once the gap is over.
+   * Phase 1 for a session that has a stream open. An idle one is not told
+   * (Node stops reading a session that sent GOAWAY and has no stream open,
+   * so a request on its way would wait unread): it is told when its next
+   * stream comes, or closed once the gap is over.
    */
   private announceTo(s: Http2Session): void {
-    for (const stream of this.live.get(s) ?? []) this.tellBefore(s, stream);
-    const busy = [...(this.live.get(s) ?? [])].some((x) => !x.headersSent);
-    if (busy) setTimeout(() => this.tell(s), TELL_WITHIN_MS).unref();
+    if ((this.live.get(s)?.size ?? 0) > 0) this.tell(s);
   }
 
   /** Phase 1 for one session; phase 2 follows the gap after. */

@@ -95,9 +95,15 @@ function closeOnResponses(server: HttpServer, spreadMs: number, connections: Con
     }
     return Date.now() >= at;
   };
-  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (due(req.socket)) markClose(res);
-  });
+  // An HTTP/2 server that has no 'request' listener serves streams itself
+  // (grpc-js): adding one would switch Node's compatibility layer on for every
+  // stream after it, whose responses then send trailers of their own beside
+  // the app's (ERR_HTTP2_TRAILERS_ALREADY_SENT, and the worker dies).
+  if (!isHttp2Server(server) || server.listenerCount('request') > 0) {
+    server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (due(req.socket)) markClose(res);
+    });
+  }
   for (const socket of connections.http()) {
     const res = currentResponse(socket);
     if (res && due(socket)) markClose(res);
