@@ -47,6 +47,23 @@ async function deployAll(t: Parameters<typeof run>[0], pidFile: string, n: numbe
   return results;
 }
 
+/** `baton start` in the engine's namespace, running `docker run --net=host IMAGE ARGS` generations ready when they say so. */
+function underBatonStart(
+  t: Parameters<typeof runCommand>[0],
+  e: DockerEngine,
+  pidFile: string,
+  dir: string,
+  image: string,
+  args: string[],
+) {
+  return runCommand(
+    t,
+    e.where[0] as string,
+    [...e.where.slice(1), process.execPath, BATON, 'start', `--pid-file=${pidFile}`, ...hostNetCommand(e.env, args, dir, image)],
+    { env: e.env },
+  );
+}
+
 test(`dockerd: baton start -- docker run --net=host IMAGE baton serve --reuse-port, ${DEPLOYS} deploys under ab -r, a broken image refused (4); 0 failed`, {
   timeout: 300_000,
 }, async (t) => {
@@ -58,24 +75,15 @@ test(`dockerd: baton start -- docker run --net=host IMAGE baton serve --reuse-po
   // the command names a tag the test points at a broken image later
   const live = 'localhost/baton:live';
   e.docker('tag', e.env.IMAGE as string, live);
-  const s = runCommand(
-    t,
-    e.where[0] as string,
-    [
-      ...e.where.slice(1),
-      process.execPath,
-      BATON,
-      'start',
-      `--pid-file=${pidFile}`,
-      ...hostNetCommand(
-        e.env,
-        ['serve', '/app/busy-app.js', '--reuse-port', '--host=127.0.0.1', `--port=${port}`, '--max-workers=2', '--handover-timeout=5'],
-        dir,
-        live,
-      ),
-    ],
-    { env: e.env },
-  );
+  const s = underBatonStart(t, e, pidFile, dir, live, [
+    'serve',
+    '/app/busy-app.js',
+    '--reuse-port',
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    '--max-workers=2',
+    '--handover-timeout=5',
+  ]);
   const url = `http://127.0.0.1:${port}/`;
   await waitFor('serving', () => probe(e, url), 60_000);
   const load = ab(url, 20, 1_000_000, e.where);
@@ -105,33 +113,16 @@ test(`dockerd: a Python server (LISTEN_FDS) behind baton reuseport-exec in its c
   const dir = tempDir(t);
   const port = await freePort();
   const pidFile = join(dir, 'pid');
-  const s = runCommand(
-    t,
-    e.where[0] as string,
-    [
-      ...e.where.slice(1),
-      process.execPath,
-      BATON,
-      'start',
-      `--pid-file=${pidFile}`,
-      ...hostNetCommand(
-        e.env,
-        [
-          'reuseport-exec',
-          '--host=127.0.0.1',
-          `--port=${port}`,
-          '--pass-socket=systemd',
-          '--handover-timeout=5',
-          '--',
-          'python3',
-          '/app/server.py',
-        ],
-        dir,
-        e.env.PYIMAGE as string,
-      ),
-    ],
-    { env: e.env },
-  );
+  const s = underBatonStart(t, e, pidFile, dir, e.env.PYIMAGE as string, [
+    'reuseport-exec',
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    '--pass-socket=systemd',
+    '--handover-timeout=5',
+    '--',
+    'python3',
+    '/app/server.py',
+  ]);
   const url = `http://127.0.0.1:${port}/`;
   await waitFor('serving', () => probe(e, url), 60_000);
   const load = ab(url, 10, 1_000_000, e.where);
