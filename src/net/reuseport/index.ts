@@ -6,6 +6,12 @@
 // - Every instance joins through joinGroup(), whatever the mechanism, so a
 //   mechanism's join rules (cbpf: one member left, one joiner at a time)
 //   hold for baton serve, listen() and reuseport-exec alike.
+// - cbpf: a joiner's turn lasts until its predecessor has left and the
+//   group's program points at the live member again ("return 0"). A
+//   finished handover leaves "return 1" on the group, and the kernel keeps
+//   one program per group: a newcomer that listened into it would get every
+//   new connection until it attached its own, and a build that then fails
+//   at once would reset them.
 // - A leaving instance first stops taking new connections, then waits
 //   (bounded) until another listener holds the same address and port, so the
 //   port is never left empty, then empties its queue (or has the kernel move
@@ -24,6 +30,8 @@ const STEER_DRAIN_MS = 200;
 /** The accept queues must stay empty this long before the listeners close. */
 const QUEUE_QUIET_MS = 50;
 const QUEUE_DRAIN_TIMEOUT_MS = 10_000;
+/** A member holding its join turn looks this often whether its predecessor has left. */
+const TURN_POLL_MS = 20;
 
 /** The mechanisms a server can use: all, or (`oneSocket`) those that give an instance a single listener. */
 export function mechanismsFor(oneSocket: boolean): Mechanism[] {
@@ -82,9 +90,13 @@ function open(host: string, port: number, family: 4 | 6, backlog: number, handov
  * (containers with --net=host share the host's), and vanish with their
  * holder, so a crashed joiner never leaves it stuck.
  */
+export function joinLockPath(host: string, port: number): string {
+  return `@baton-reuseport-join/${host}/${port}`;
+}
+
 function tryJoinLock(host: string, port: number): number | undefined {
   try {
-    return native.openSocket({ family: 1, type: 'dgram', path: `@baton-reuseport-join/${host}/${port}`, cloexec: true });
+    return native.openSocket({ family: 1, type: 'dgram', path: joinLockPath(host, port), cloexec: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') return undefined;
     throw e;
@@ -113,11 +125,17 @@ export async function joinGroup(o: JoinOptions): Promise<ReuseportGroupMember | 
       if (o.cancelled?.()) return undefined;
       lock ??= tryJoinLock(o.host, o.port);
       const members = listenerInodes(o.host, o.port, o.family).size;
-      if (lock !== undefined && members <= 1) return open(o.host, o.port, o.family, o.backlog, o.handover);
+      if (lock !== undefined && members <= 1) {
+        const member = open(o.host, o.port, o.family, o.backlog, o.handover);
+        if (member.older.size > 0) keepTurnUntilAlone(member, lock);
+        else native.closeFd(lock);
+        lock = undefined;
+        return member;
+      }
       if (Date.now() >= end) {
         throw new BatonError(
           'ERR_BATON_REUSEPORT_JOIN',
-          lock === undefined
+          members <= 1
             ? `another instance has been joining ${o.host}:${o.port} for ${o.timeoutMs / 1000} s; --handover=${o.handover} lets one instance join at a time`
             : `${o.host}:${o.port} still has ${members} listeners after ${o.timeoutMs / 1000} s; --handover=${o.handover} joins only once one member is left (an instance that never leaves, or the per-CPU listeners of --handover=steer, keep it out: use one --handover everywhere, or migrate)`,
           16,
@@ -128,6 +146,31 @@ export async function joinGroup(o: JoinOptions): Promise<ReuseportGroupMember | 
   } finally {
     if (lock !== undefined) native.closeFd(lock);
   }
+}
+
+/**
+ * Holds the join lock until the members that were there when we joined have
+ * left, then readies our listeners again (the program a leaver attached is
+ * the group's, and now points past the end) and lets the next joiner in.
+ * In the background: the caller serves meanwhile. Ends, releasing the lock,
+ * if our listeners are closed first; a process that exits releases it too.
+ */
+function keepTurnUntilAlone(member: ReuseportGroupMember, lock: number): void {
+  const m = MECHANISMS[member.handover];
+  const timer = setInterval(() => {
+    let alone: boolean;
+    try {
+      const now = listenerInodes(member.host, member.port, member.family);
+      alone = ![...member.older].some((inode) => now.has(inode));
+      if (alone) for (const fd of member.fds) m.prepare(fd, undefined);
+    } catch {
+      alone = true; // our listeners are gone: there is nothing to ready
+    }
+    if (!alone) return;
+    clearInterval(timer);
+    native.closeFd(lock);
+  }, TURN_POLL_MS);
+  timer.unref();
 }
 
 /**

@@ -1,0 +1,61 @@
+// The SO_REUSEPORT group as the kernel keeps it: what joining and handing
+// over leave behind for the next instance, with real listeners on 127.0.0.1.
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { native } from '../../../src/net/native.ts';
+import { handOverPort, joinGroup, joinLockPath, type ReuseportGroupMember } from '../../../src/net/reuseport/index.ts';
+import { freePort, waitFor } from '../../helpers.ts';
+
+const HOST = '127.0.0.1';
+
+function tryLock(port: number): number | undefined {
+  try {
+    return native.openSocket({ family: 1, type: 'dgram', path: joinLockPath(HOST, port), cloexec: true });
+  } catch {
+    return undefined;
+  }
+}
+
+async function connections(port: number, n: number): Promise<Socket[]> {
+  return Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect(port, HOST, () => resolve(s));
+          s.on('error', reject);
+        }),
+    ),
+  );
+}
+
+test("cbpf: when a joiner's turn ends, new connections go to the live member, not to a newcomer that has not chosen yet", async (t) => {
+  const port = await freePort();
+  const fds: number[] = [];
+  const clients: Socket[] = [];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+    for (const fd of fds) native.closeFd(fd);
+  });
+  const join = async () => {
+    const m = (await joinGroup({ host: HOST, port, family: 4, backlog: 128, handover: 'cbpf', timeoutMs: 5_000 })) as ReuseportGroupMember;
+    fds.push(...m.fds);
+    return m;
+  };
+  const first = await join();
+  const live = await join();
+  assert.equal(tryLock(port), undefined, 'the successor holds its turn while its predecessor is still there');
+  assert.equal(await handOverPort(first, 5_000, (line) => assert.fail(line)), true);
+  // the next joiner: it takes the lock, then listens before it attaches any
+  // program (the instant between listen() and setsockopt() in every joiner)
+  const lock = await waitFor('the join turn', () => tryLock(port), 5_000);
+  fds.push(lock as number);
+  const newcomer = native.openSocket({ family: 4, host: HOST, port, backlog: 128, reusePort: true, cloexec: true });
+  fds.push(newcomer);
+  clients.push(...(await connections(port, 20)));
+  await sleep(50);
+  assert.equal(native.tcpListenQueue(newcomer), 0, 'connections landed on a listener that had not chosen to take them');
+  assert.equal(native.tcpListenQueue(live.fds[0] as number), 20);
+});
