@@ -842,16 +842,16 @@ static napi_value unread_bytes(napi_env env, napi_callback_info info) {
   return make_i32(env, n);
 }
 
-/* tcpListeners(family 4|6, port) -> [{ inode, address, port }]: the
-   listening TCP sockets on `port` (every port: 0) in this network
-   namespace, from sock_diag. The kernel
-   walks only its listening hash, so this stays cheap when /proc/net/tcp
-   holds a hundred thousand TIME_WAIT lines. */
-static napi_value tcp_listeners(napi_env env, napi_callback_info info) {
+/* The TCP sockets in `states` (a mask of 1 << TCP_*) whose local port is
+   `port` (every port: 0) in this network namespace, from sock_diag, as
+   [{ inode, address, port }]. The kernel walks only the tables those states
+   live in, so this stays cheap when /proc/net/tcp holds a hundred thousand
+   TIME_WAIT lines. */
+static napi_value tcp_dump(napi_env env, napi_callback_info info, const char *usage, uint32_t states) {
   ARGS(2);
   int32_t family, port;
   if (argc < 2 || !get_i32(env, argv[0], &family) || !get_i32(env, argv[1], &port))
-    return throw_type(env, "tcpListeners(family, port)");
+    return throw_type(env, usage);
   int af = family == 6 ? AF_INET6 : AF_INET;
   int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) return throw_errno(env, "socket(NETLINK_SOCK_DIAG)", errno);
@@ -865,7 +865,7 @@ static napi_value tcp_listeners(napi_env env, napi_callback_info info) {
   req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   req.r.sdiag_family = af;
   req.r.sdiag_protocol = IPPROTO_TCP;
-  req.r.idiag_states = 1 << TCP_LISTEN;
+  req.r.idiag_states = states;
   if (send(fd, &req, sizeof req, 0) < 0) {
     int e = errno;
     close(fd);
@@ -913,6 +913,20 @@ static napi_value tcp_listeners(napi_env env, napi_callback_info info) {
   }
 }
 
+/* tcpListeners(family 4|6, port): the listening sockets. */
+static napi_value tcp_listeners(napi_env env, napi_callback_info info) {
+  return tcp_dump(env, info, "tcpListeners(family, port)", 1 << TCP_LISTEN);
+}
+
+/* tcpConnections(family 4|6, port): connected sockets (accepted ones have
+   the listener's port as theirs; those still in its accept queue have
+   inode 0), not TIME_WAIT nor those still in a handshake. */
+static napi_value tcp_connections(napi_env env, napi_callback_info info) {
+  uint32_t states = 1 << TCP_ESTABLISHED | 1 << TCP_FIN_WAIT1 | 1 << TCP_FIN_WAIT2 | 1 << TCP_CLOSE_WAIT |
+                    1 << TCP_LAST_ACK | 1 << TCP_CLOSING;
+  return tcp_dump(env, info, "tcpConnections(family, port)", states);
+}
+
 #define EXPORT(name, fn)                                                       \
   do {                                                                         \
     napi_value f;                                                              \
@@ -944,6 +958,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("shutdownFd", shutdown_fd);
   EXPORT("peerCred", peer_cred);
   EXPORT("tcpListeners", tcp_listeners);
+  EXPORT("tcpConnections", tcp_connections);
   EXPORT("unreadBytes", unread_bytes);
   return exports;
 }

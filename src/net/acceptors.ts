@@ -3,8 +3,11 @@
 // now, and which listening sockets a process tree holds. This is readiness
 // that needs nothing from the server: a process blocked in accept() on the
 // socket, or in poll/select/epoll with the socket among what it waits for
-// readable, takes the next connection that arrives. Servers that accept
-// through io_uring are not seen.
+// readable, takes the next connection that arrives. A server whose queue
+// never empties (saturated from its first moment) is never seen waiting;
+// it shows that it serves by holding connections it accepted, whose local
+// port is the listener's. Servers that accept through io_uring are seen
+// only that second way.
 //
 // Reading a process's syscall and its poll/select arguments needs ptrace
 // access to it (our own descendants, same uid, or root): exactly the
@@ -165,6 +168,32 @@ export function acceptorIn(root: number, inodes: ReadonlySet<number>, tree = pro
   for (const pid of tree) {
     const how = waitsForConnection(pid, inodes);
     if (how) return { pid, how };
+  }
+  return undefined;
+}
+
+/**
+ * The first process of `tree` seen holding a connection accepted on one of
+ * `ports` (TCP, either family): a connected socket whose local port is one
+ * of them. Connections still in a listener's queue belong to no process.
+ */
+export function acceptedIn(tree: readonly number[], ports: ReadonlySet<number>): { pid: number; how: string } | undefined {
+  const accepted = new Map<number, number>();
+  for (const port of ports) {
+    for (const family of [4, 6] as const) {
+      try {
+        for (const c of native.tcpConnections(family, port)) if (c.inode !== 0) accepted.set(c.inode, port);
+      } catch {
+        // no IPv6 here
+      }
+    }
+  }
+  if (accepted.size === 0) return undefined;
+  for (const pid of tree) {
+    for (const inode of heldSockets(pid)) {
+      const port = accepted.get(inode);
+      if (port !== undefined) return { pid, how: `holds a connection it accepted on port ${port}` };
+    }
   }
   return undefined;
 }

@@ -73,6 +73,8 @@ interface Addon {
   tcpListenQueue(fd: number): number;
   /** Listening TCP sockets on `port` (0: every port) in this network namespace (sock_diag), with their inode and bound address. */
   tcpListeners(family: 4 | 6, port: number): Array<{ inode: number; address: string; port: number }>;
+  /** Connected TCP sockets whose local port is `port` (accepted from a listener there, or still in its queue: inode 0), as tcpListeners lists them. */
+  tcpConnections(family: 4 | 6, port: number): Array<{ inode: number; address: string; port: number }>;
   /** accept4 (CLOEXEC); null when nothing waits on a non-blocking listener. */
   acceptConn(fd: number): number | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number };

@@ -8,8 +8,9 @@
 //   with LISTEN_PID = its own pid, or one of them, or neither (a server told
 //   of fd 3 on its command line, and given it twice, would close it twice).
 // - READY=1 goes to our supervisor only once a process of the command waits
-//   for connections on the socket (net/acceptors.ts): a broken build that
-//   exits at once, or one still booting, never passes for a serving one.
+//   for connections on the socket, or holds one it accepted from it
+//   (net/acceptors.ts): a broken build that exits at once, or one still
+//   booting, never passes for a serving one.
 // - We keep our copy of that socket for the command's whole life, so the
 //   socket leaves the port's group when we say so, never earlier.
 // - On TERM/INT/QUIT the command keeps accepting until a newer listener
@@ -24,7 +25,7 @@ import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts
 import { runCommand } from '../cli-kit/run.ts';
 import { HANDOVER_TIMEOUT_S } from '../defaults.ts';
 import { BatonError } from '../errors.ts';
-import { acceptorIn, socketInode } from '../net/acceptors.ts';
+import { acceptedIn, acceptorIn, processTree, socketInode } from '../net/acceptors.ts';
 import { bindError } from '../net/bind-error.ts';
 import { systemBacklog } from '../net/inherited.ts';
 import { native } from '../net/native.ts';
@@ -200,6 +201,7 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
   // READY=1 only once the command itself waits for connections on our socket:
   // a command that fails at once, or has not booted, is not reported serving
   const inode = new Set([socketInode(fd)]);
+  const ports = new Set([member.port]);
   let ready = false;
 
   let stopping = false;
@@ -220,7 +222,8 @@ async function run(argv: string[], inbox: Inbox): Promise<number> {
       return code;
     }
     if (!ready && !stopping) {
-      const acceptor = acceptorIn(pid, inode);
+      const tree = processTree(pid);
+      const acceptor = acceptorIn(pid, inode, tree) ?? acceptedIn(tree, ports);
       if (acceptor) {
         ready = true;
         log(`${program} accepts on ${o.host}:${member.port} (pid ${acceptor.pid}: ${acceptor.how}); ready`);

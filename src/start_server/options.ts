@@ -71,7 +71,7 @@ export const START_SERVER_OPTIONS = {
     choices: READINESS,
     default: 'interval',
     extension: true,
-    help: 'when a new generation counts as started, so that the old one may be\nsignalled: interval (alive after --interval, as upstream); notify (it\nsent READY=1 to $NOTIFY_SOCKET, sd_notify style); accept (one of its\nprocesses waits for connections on an inherited socket); auto (both\nwhen it notifies, accept when it does not, READY=1 alone when there is\nno socket to watch)',
+    help: 'when a new generation counts as started, so that the old one may be\nsignalled: interval (alive after --interval, as upstream); notify (it\nsent READY=1 to $NOTIFY_SOCKET, sd_notify style); accept (one of its\nprocesses waits for connections on an inherited socket, or holds one it\naccepted there); auto (both\nwhen it notifies, accept when it does not, READY=1 alone when there is\nno socket to watch)',
   },
   'ready-notify': { kind: 'flag', extension: true, hidden: true, help: '--ready=notify' },
   'no-ready-notify': { kind: 'flag', extension: true, hidden: true, help: '--ready=interval' },

@@ -5,15 +5,16 @@
 //   the supervisor times it).
 // - notify: it sent READY=1 (from its pid, or with its token).
 // - accept: one of its processes is seen waiting for connections on an
-//   inherited socket (net/acceptors.ts); with no socket inherited, on a
-//   listening socket of its own.
+//   inherited socket, or holding one it accepted on an inherited port (a
+//   server saturated from its first moment never waits: net/acceptors.ts);
+//   with no socket inherited, on a listening socket of its own.
 // - auto: a generation that speaks sd_notify must have sent READY=1, and
 //   when sockets are inherited it must also be seen accepting on one (a
 //   server that says READY=1 before its workers boot is not taken at its
 //   word); one that never notifies must be seen accepting. With no socket
 //   inherited and a notifying generation, READY=1 alone counts: its
 //   processes may be out of sight (a container).
-import { acceptorIn, type HeldListener, listenersHeldBy, processTree } from '../net/acceptors.ts';
+import { acceptedIn, acceptorIn, type HeldListener, listenersHeldBy, processTree } from '../net/acceptors.ts';
 import type { Generation } from './generations.ts';
 import type { Readiness } from './options.ts';
 
@@ -27,6 +28,8 @@ const LISTEN_SCAN_MS = 500;
 export interface SocketWatch {
   /** Inodes of the inherited listening stream sockets. */
   inodes: Set<number>;
+  /** Their TCP ports. */
+  ports: Set<number>;
   /** How they read in a message (`127.0.0.1:8080 (fd 3)`). */
   describe: string;
 }
@@ -60,20 +63,25 @@ export class ReadinessJudge {
       return g.readySent ? 'READY=1' : undefined;
     }
     if (!acceptOnly && !g.readySent) return undefined;
-    const acceptor = this.acceptor(g);
-    if (!acceptor) return undefined;
-    const seen = `pid ${acceptor.pid} waits for connections (${acceptor.how})`;
+    const seen = this.serving(g);
+    if (!seen) return undefined;
     return g.readySent ? `READY=1, and ${seen}` : seen;
   }
 
-  private acceptor(g: Generation): { pid: number; how: string } | undefined {
+  /** What shows `g` serving: a process waiting for connections, or holding one it accepted. */
+  private serving(g: Generation): string | undefined {
     const now = Date.now();
     if (now - this.lastAcceptScan < ACCEPT_SCAN_MS) return undefined;
     this.lastAcceptScan = now;
-    const inodes = this.sockets.inodes.size > 0 ? this.sockets.inodes : new Set(this.ownListeners(g).map((l) => l.inode));
+    const own = this.sockets.inodes.size > 0 ? undefined : this.ownListeners(g);
+    const inodes = own ? new Set(own.map((l) => l.inode)) : this.sockets.inodes;
+    const ports = own ? new Set(own.map((l) => l.port)) : this.sockets.ports;
     if (!this.tree || this.tree.root !== g.pid || now - this.tree.at > TREE_SCAN_MS)
       this.tree = { root: g.pid, at: now, pids: processTree(g.pid) };
-    return acceptorIn(g.pid, inodes, this.tree.pids);
+    const waiting = acceptorIn(g.pid, inodes, this.tree.pids);
+    if (waiting) return `pid ${waiting.pid} waits for connections (${waiting.how})`;
+    const accepted = acceptedIn(this.tree.pids, ports);
+    return accepted && `pid ${accepted.pid} ${accepted.how}`;
   }
 
   /** What is newly seen of `g`: that it listens on a port of its own rather than on the inherited socket. */

@@ -3,6 +3,7 @@
 // for control clients, readiness it can see, bounded and paced retries,
 // coalesced requests, a bound on draining generations).
 //
+import { native } from '../net/native.ts';
 // Invariants:
 // - An old generation is signalled only after a newer one has been seen
 //   serving (--ready: alive after --interval; READY=1; one of its processes
@@ -172,6 +173,7 @@ export class Supervisor {
     this.gens.onReaped = (g) => this.metrics.generationGone(g.number);
     this.judge = new ReadinessJudge(cfg.options.ready, {
       inodes: new Set(cfg.listeners.flatMap((l) => inodeOf(l.fd))),
+      ports: new Set(cfg.listeners.flatMap((l) => tcpPortOf(l.fd))),
       describe: cfg.listeners.map((l) => `${l.key}, fd ${l.childFd}`).join('; '),
     });
   }
@@ -719,6 +721,15 @@ function verdictStatus(v: Verdict): string {
 }
 
 /** The inode of a listening socket we hold (none for one the tests stand in for). */
+function tcpPortOf(fd: number): number[] {
+  try {
+    const port = native.localAddress(fd).port;
+    return port ? [port] : [];
+  } catch {
+    return [];
+  }
+}
+
 function inodeOf(fd: number): number[] {
   try {
     return [socketInode(fd)];

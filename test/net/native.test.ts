@@ -148,6 +148,35 @@ test('tcpListeners (sock_diag) lists every listener on a port with its inode and
   assert.deepEqual(native.tcpListeners(4, port), []);
 });
 
+test('tcpConnections (sock_diag) lists the connections on a port: accepted ones with their inode, queued ones with none', {
+  skip: qemuLacks('NETLINK_SOCK_DIAG sockets'),
+}, async (t) => {
+  const port = await freePort();
+  const listener = native.openSocket({ family: 4, host: '127.0.0.1', port, backlog: 8, nonblock: true });
+  const clients: Socket[] = [];
+  const fds = [listener];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+    for (const fd of fds) native.closeFd(fd);
+  });
+  for (let i = 0; i < 2; i++) {
+    clients.push(
+      await new Promise<Socket>((resolve) => {
+        const c = createConnection(port, '127.0.0.1', () => resolve(c));
+      }),
+    );
+  }
+  // the client ends (local port ephemeral) and the listener are not listed
+  assert.deepEqual(native.tcpConnections(4, port), [
+    { inode: 0, address: '127.0.0.1', port },
+    { inode: 0, address: '127.0.0.1', port },
+  ]);
+  const accepted = native.acceptConn(listener) as number;
+  fds.push(accepted);
+  const inodes = native.tcpConnections(4, port).map((c) => c.inode);
+  assert.deepEqual(inodes.sort(), [0, fstatSync(accepted).ino]);
+});
+
 test('a UNIX socket path gets its mode without the process umask changing (other threads create files too)', (t) => {
   const dir = tempDir(t);
   const before = process.umask();

@@ -15,6 +15,7 @@ import { swapUnderLoad } from '../swap.ts';
 
 const BUSY_PSGI = join(ROOT, 'test', 'fixtures', 'busy-app.psgi');
 const LISTEN_FDS_SERVER = join(ROOT, 'test', 'fixtures', 'listen-fds-server.py');
+const UNSEEN_SERVER = join(ROOT, 'test', 'fixtures', 'unseen-server.py');
 const SWAPS = 10;
 const noStarlet = have('plackup') ? false : 'missing plackup (Debian: starlet, libplack-perl)';
 
@@ -164,6 +165,33 @@ test('the command gets fd 3 as SERVER_STARTER_PORT and as LISTEN_FDS with its ow
   const crash = run(t, BATON, ['reuseport-exec', `--port=${await freePort()}`, '--', 'sh', '-c', 'exit 7']);
   assert.equal((await crash.exited).code, 7);
   assert.match(crash.stderr(), /sh exited on its own \(status 7\)/);
+});
+
+test('a server never seen waiting for connections (saturated from its first moment) is ready once it holds one it accepted', {
+  skip: have('python3') ? false : 'missing python3',
+  timeout: 30_000,
+}, async (t) => {
+  const port = await freePort();
+  const r = run(t, BATON, [
+    'reuseport-exec',
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    '--handover-timeout=0.5',
+    '--',
+    'python3',
+    UNSEEN_SERVER,
+  ]);
+  await waitFor('started', () => /python3 \(pid \d+\) on 127\.0\.0\.1/.test(r.stderr()));
+  await sleep(1500);
+  assert.doesNotMatch(r.stderr(), /; ready/, 'nothing showed it serves yet');
+  // a keep-alive connection: fetch holds it open in its pool after the answer
+  const res = await fetch(`http://127.0.0.1:${port}/`);
+  assert.equal(await res.text(), 'unseen\n');
+  await waitFor('ready', () =>
+    /python3 accepts on 127\.0\.0\.1:\d+ \(pid \d+: holds a connection it accepted on port \d+\); ready/.test(r.stderr()),
+  );
+  r.child.kill('SIGTERM');
+  assert.equal((await r.exited).code, 0, r.stderr());
 });
 
 test('a stopping instance passes TERM on only once another listener holds the port', {

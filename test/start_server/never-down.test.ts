@@ -7,6 +7,7 @@
 // starts are retried at a pace that doubles; gunicorn takes fd 3 once.
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { drillLoad, type Load } from '../../harness/load.ts';
@@ -106,6 +107,37 @@ test('a server that sends no READY=1 is ready once it waits for connections on t
   const result = await load.stop();
   t.diagnostic(`${result.requests} requests, ${result.failures} failed`);
   assert.equal(result.failures, 0, `${result.detail}\n${result.output}`);
+  s.child.kill('SIGTERM');
+  assert.equal((await s.exited).code, 0);
+});
+
+test('a server never seen waiting (it polls its socket) is ready once it holds a connection it accepted on the inherited port', {
+  skip: have('python3') ? false : 'missing python3',
+  timeout: 60_000,
+}, async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const pidFile = join(dir, 'pid');
+  const s = run(t, BATON, [
+    'start',
+    `--port=127.0.0.1:${port}`,
+    `--pid-file=${pidFile}`,
+    '--',
+    'python3',
+    join(FIXTURES, 'unseen-server.py'),
+  ]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor('serving', () => answers(url), 20_000);
+  // clients that keep their connections open: some land on the new generation
+  const held: Socket[] = [];
+  const opener = setInterval(() => held.push(connect(port, '127.0.0.1').on('error', () => {})), 50);
+  t.after(() => {
+    clearInterval(opener);
+    for (const c of held) c.destroy();
+  });
+  const r = await deploy(t, pidFile);
+  assert.equal(r.code, 0, r.out + s.stderr());
+  assert.match(r.out, /ready after \d+ ms \(pid \d+ holds a connection it accepted on port \d+\)/);
   s.child.kill('SIGTERM');
   assert.equal((await s.exited).code, 0);
 });
