@@ -32,6 +32,7 @@ const LOAD_LANE = [
   'test/reuseport_exec/exec.test.ts',
   'test/serve/handoff.test.ts',
   'test/serve/kubernetes.test.ts',
+  'test/serve/boot-priority.test.ts',
   'test/serve/load.test.ts',
   'test/serve/nginx.test.ts',
   'test/serve/log-failure.test.ts',

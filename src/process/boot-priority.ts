@@ -8,9 +8,14 @@
 // A boot starved for long (it waited to run for as long as it ran or waited
 // on anything else, as when the machine has nothing to spare at all) goes
 // back to normal priority early: a boot takes at most about twice what it
-// takes unloaded, however loaded the machine.
+// takes unloaded, however loaded the machine. A starved process cannot see
+// that it starves (its timers fire only once it gets the CPU back, seconds
+// later at nice 19 beside a saturated generation), so its master watches it
+// from outside, by the time the kernel says it waited to run.
+// Linux keeps a nice value per thread: coming back sets every thread's, or
+// V8's GC and compiler threads and libuv's pool would stay at nice 19.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
 /** The priority of a booting worker. */
@@ -35,6 +40,73 @@ export function canRestorePriority(to = getPriority()): boolean {
   } catch {
     return false;
   }
+}
+
+/** Sets the nice value of every thread of `pid` (errors ignored: a thread may just have exited). */
+export function setProcessPriority(pid: number, nice: number): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    tids = [String(pid)];
+  }
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), nice);
+    } catch {
+      // exited meanwhile, or not permitted
+    }
+  }
+}
+
+/** Milliseconds `pid`'s main thread (where a boot runs) has spent waiting for a CPU (schedstat), or undefined where the kernel does not say. */
+export function waitedToRunMs(pid: number): number | undefined {
+  try {
+    const ms = Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'latin1').split(' ')[1]) / 1e6;
+    return Number.isFinite(ms) ? ms : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a boot that has run `elapsedMs` and waited `starvedMs` of it for a CPU should come back to normal priority now. */
+function starved(starvedMs: number, elapsedMs: number): boolean {
+  return starvedMs > STARVED_GRACE_MS && starvedMs > elapsedMs - starvedMs;
+}
+
+/**
+ * Watches a booting child from outside; brings it back to `normal` once it
+ * has starved, and calls `onStarved`. Returns the function that ends the
+ * watch (the child listens, or exits). `onlyFrom`: act only on a child whose
+ * main thread is at that nice value (one that lowered itself for its boot).
+ */
+export function watchBoot(
+  pid: number,
+  normal: number,
+  onStarved: (starvedMs: number, elapsedMs: number) => void,
+  onlyFrom?: number,
+): () => void {
+  const started = performance.now();
+  const base = waitedToRunMs(pid);
+  if (base === undefined) return () => {};
+  const timer = setInterval(() => {
+    const now = waitedToRunMs(pid);
+    if (now === undefined) return clearInterval(timer);
+    const starvedMs = now - base;
+    const elapsed = performance.now() - started;
+    if (!starved(starvedMs, elapsed)) return;
+    try {
+      // not lowered (yet): it waits like everything else on a busy machine
+      if (onlyFrom !== undefined && getPriority(pid) !== onlyFrom) return;
+    } catch {
+      return clearInterval(timer); // exited meanwhile
+    }
+    clearInterval(timer);
+    setProcessPriority(pid, normal);
+    onStarved(starvedMs, elapsed);
+  }, TICK_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**
@@ -89,7 +161,7 @@ export class LowPriorityBoot {
       last = now;
       cpu = process.cpuUsage();
       const elapsed = now - this.started;
-      if (this.starvedMs > STARVED_GRACE_MS && this.starvedMs > elapsed - this.starvedMs) this.restore();
+      if (starved(this.starvedMs, elapsed)) this.restore();
     }, TICK_MS);
     this.watch.unref();
   }
@@ -98,10 +170,7 @@ export class LowPriorityBoot {
     if (this.restored) return;
     this.restored = true;
     clearInterval(this.watch);
-    try {
-      setPriority(this.normal);
-    } catch {
-      // not permitted after all: serve at the lower priority rather than not at all
-    }
+    // not permitted after all: serve at the lower priority rather than not at all
+    setProcessPriority(process.pid, this.normal);
   }
 }

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { native } from '../net/native.ts';
 import { handOverPort, type ReuseportGroupMember } from '../net/reuseport/index.ts';
 import { HandoffOffer, type TakenOver } from '../net/socket-handoff.ts';
-import { BOOT_NICE, canRestorePriority, LowPriorityBoot, normalPriority } from '../process/boot-priority.ts';
+import { BOOT_NICE, canRestorePriority, LowPriorityBoot, normalPriority, watchBoot } from '../process/boot-priority.ts';
 import { logger } from '../process/log.ts';
 import { sdNotify } from '../process/sd-notify.ts';
 import type { MasterMessage, WorkerConfig, WorkerMessage } from './ipc.ts';
@@ -122,6 +122,8 @@ interface Worker {
   failure?: string;
   /** Its open connections, as it last said (--metrics). */
   connections?: number;
+  /** Ends the watch of its low-priority boot (boot-priority.ts). */
+  endBootWatch?: () => void;
 }
 
 const log = logger('baton serve: ');
@@ -223,7 +225,7 @@ export class Master {
     if (this.phase === 'running') {
       // workers are born with the master's priority: low from their first instruction
       const low = this.bootsBeside(1) ? new LowPriorityBoot(this.normalNice) : undefined;
-      const started = await this.startSet(++this.currentSet).finally(() => low?.restore());
+      const started = await this.startSet(++this.currentSet, () => low?.restore());
       if (started.ok) {
         log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
         this.startOffering();
@@ -315,6 +317,13 @@ export class Master {
     };
     const child = this.launch(config, this.fds, this.cfg.compileCache, this.appEnv);
     const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };
+    if (config.bootNice !== undefined && child.pid !== undefined) {
+      w.endBootWatch = watchBoot(child.pid, this.normalNice, (starvedMs, elapsedMs) =>
+        log(
+          `worker ${w.pid} waited ${Math.round(starvedMs)} of its ${Math.round(elapsedMs)} ms of boot for a CPU at nice ${BOOT_NICE}: back to normal priority`,
+        ),
+      );
+    }
     this.workers.add(w);
     child.on('message', (m: WorkerMessage) => this.onMessage(w, m));
     child.on('exit', (code, signal) => this.onExit(w, code, signal));
@@ -332,17 +341,24 @@ export class Master {
   /**
    * Starts one worker per slot (--spawn-interval apart). Resolves once all
    * listen, or as soon as one fails: the set has failed then, whatever the
-   * others are doing (one still loading might never finish).
+   * others are doing (one still loading might never finish). `spawned`
+   * runs once every worker has been started (or the start given up): a
+   * master that lowered itself so they are born low comes back there, to
+   * watch them at normal priority (a starved watcher sees nothing).
    */
-  private async startSet(set: number): Promise<{ ok: true } | { ok: false; why: string }> {
+  private async startSet(set: number, spawned: () => void): Promise<{ ok: true } | { ok: false; why: string }> {
     let failed: (why: string) => void = () => {};
     const firstFailure = new Promise<{ ok: false; why: string }>((resolve) => {
       failed = (why) => resolve({ ok: false, why });
     });
     const waits: Array<Promise<unknown>> = [];
-    for (let slot = 0; slot < this.cfg.workers && !this.stopping(); slot++) {
-      if (slot > 0 && this.cfg.spawnIntervalMs > 0) await new Promise((r) => setTimeout(r, this.cfg.spawnIntervalMs));
-      waits.push(this.whenListening(this.spawnWorker(slot, set)).then((r) => r.ok || failed(r.why)));
+    try {
+      for (let slot = 0; slot < this.cfg.workers && !this.stopping(); slot++) {
+        if (slot > 0 && this.cfg.spawnIntervalMs > 0) await new Promise((r) => setTimeout(r, this.cfg.spawnIntervalMs));
+        waits.push(this.whenListening(this.spawnWorker(slot, set)).then((r) => r.ok || failed(r.why)));
+      }
+    } finally {
+      spawned();
     }
     const r = await Promise.race([Promise.all(waits).then(() => ({ ok: true }) as const), firstFailure]);
     if (this.stopping()) return { ok: false, why: 'stopped while starting' };
@@ -351,6 +367,7 @@ export class Master {
 
   private onMessage(w: Worker, m: WorkerMessage): void {
     if (m?.type === 'listening') {
+      w.endBootWatch?.();
       w.listened = true;
       w.state = w.state === 'starting' ? 'listening' : w.state;
       w.onListening?.();
@@ -374,6 +391,7 @@ export class Master {
   }
 
   private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    w.endBootWatch?.();
     this.workers.delete(w);
     const how = describeExit(code, signal);
     if (!w.listened) {
@@ -416,7 +434,7 @@ export class Master {
     log(`reloading: starting ${this.cfg.workers} new workers`);
     sdNotify('RELOADING=1', log);
     const low = this.bootsBeside(set) ? new LowPriorityBoot(this.normalNice) : undefined;
-    const r = await this.startSet(set).finally(() => low?.restore());
+    const r = await this.startSet(set, () => low?.restore());
     if (this.stopping()) return;
     if (!r.ok) {
       log(`reload failed (${r.why}); the previous workers keep serving`);

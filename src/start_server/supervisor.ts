@@ -3,7 +3,9 @@
 // for control clients, readiness it can see, bounded and paced retries,
 // coalesced requests, a bound on draining generations).
 //
+import { getPriority } from 'node:os';
 import { native } from '../net/native.ts';
+import { BOOT_NICE, watchBoot } from '../process/boot-priority.ts';
 // Invariants:
 // - An old generation is signalled only after a newer one has been seen
 //   serving (--ready: alive after --interval; READY=1; one of its processes
@@ -569,26 +571,43 @@ export class Supervisor {
       }
     }
     const readyBy = Math.min(g.startedAt + this.opts.readyTimeout * 1000, deadline ?? Number.POSITIVE_INFINITY);
-    for (;;) {
-      this.readNotifications();
-      const exit = this.takeExitsFor(g.pid);
-      if (exit) return this.failedStart(g, exit.status);
-      if (this.stopRequested()) return { ok: false, how: 'stopping' };
-      for (const note of this.judge.observe(g)) {
-        log(
-          `generation ${g.number} (pid ${g.pid}): ${note}, not on the inherited socket (${this.judge.describeSockets}); ${USE_INHERITED}`,
-        );
-      }
-      const how = this.judge.judge(g);
-      if (how) return { ok: true, g, how };
-      if (Date.now() >= readyBy) {
-        const within = deadline !== undefined && readyBy === deadline ? "the deploy's time" : `${this.opts.readyTimeout} secs`;
-        if (this.gens.serving()) {
-          log(`new worker ${g.pid} was not seen ready within ${within} (${this.judge.missing(g)}), sending TERM and giving up on it`);
+    // a `baton serve` booting beside the serving generation lowered itself
+    // to nice 19; starved, it cannot tell, so it is watched from here
+    const endWatch = this.gens.serving()
+      ? watchBoot(
+          g.pid,
+          getPriority(),
+          (starvedMs, elapsedMs) =>
+            log(
+              `generation ${g.number} (pid ${g.pid}) waited ${Math.round(starvedMs)} of its ${Math.round(elapsedMs)} ms of boot for a CPU at nice ${BOOT_NICE}: back to normal priority`,
+            ),
+          BOOT_NICE,
+        )
+      : () => {};
+    try {
+      for (;;) {
+        this.readNotifications();
+        const exit = this.takeExitsFor(g.pid);
+        if (exit) return this.failedStart(g, exit.status);
+        if (this.stopRequested()) return { ok: false, how: 'stopping' };
+        for (const note of this.judge.observe(g)) {
+          log(
+            `generation ${g.number} (pid ${g.pid}): ${note}, not on the inherited socket (${this.judge.describeSockets}); ${USE_INHERITED}`,
+          );
         }
-        return { ok: false, how: 'not ready' };
+        const how = this.judge.judge(g);
+        if (how) return { ok: true, g, how };
+        if (Date.now() >= readyBy) {
+          const within = deadline !== undefined && readyBy === deadline ? "the deploy's time" : `${this.opts.readyTimeout} secs`;
+          if (this.gens.serving()) {
+            log(`new worker ${g.pid} was not seen ready within ${within} (${this.judge.missing(g)}), sending TERM and giving up on it`);
+          }
+          return { ok: false, how: 'not ready' };
+        }
+        await this.inbox.next(READY_POLL_MS);
       }
-      await this.inbox.next(READY_POLL_MS);
+    } finally {
+      endWatch();
     }
   }
 

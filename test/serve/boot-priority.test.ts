@@ -1,0 +1,62 @@
+// A generation that boots beside the serving one runs at nice 19 so that the
+// serving one keeps its CPU, and comes back to normal priority, every thread
+// of it, once it starves: on a machine with nothing to spare it would
+// otherwise take many times its unloaded boot.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { processTree } from '../../src/net/acceptors.ts';
+import { BATON, freePort, ROOT, run, tempDir, waitFor } from '../helpers.ts';
+
+const BUSY = join(ROOT, 'test', 'fixtures', 'busy-app.ts');
+
+/** The nice value of every thread of `pid`. */
+function threadNices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+test('a generation booting beside the serving one on a saturated machine is brought back from nice 19, every thread, and serves', {
+  skip: process.getuid?.() === 0 ? false : 'needs root (or CAP_SYS_NICE) to raise a priority back',
+  timeout: 120_000,
+}, async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const pidFile = join(dir, 'pid');
+  const s = run(t, BATON, [
+    'start',
+    `--port=127.0.0.1:${port}`,
+    `--pid-file=${pidFile}`,
+    '--',
+    process.execPath,
+    BATON,
+    'serve',
+    BUSY,
+    '--max-workers=2',
+  ]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 30_000);
+  // nothing to spare: two busy loops at normal priority per core
+  const loops = Array.from({ length: 2 * availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  t.after(() => {
+    for (const l of loops) l.kill('SIGKILL');
+  });
+  const d = run(t, BATON, ['deploy', `--pid-file=${pidFile}`, '--timeout=100']);
+  const { code } = await d.exited;
+  assert.equal(code, 0, d.stderr() + s.stderr());
+  // the supervisor watches the master, the master its workers: whichever starved first
+  assert.match(
+    s.stderr(),
+    /(generation 2 \(pid \d+\)|worker \d+) waited \d+ of its \d+ ms of boot for a CPU at nice 19: back to normal priority/,
+  );
+  const master = Number([...s.stderr().matchAll(/starting new worker (\d+)/g)].at(-1)?.[1]);
+  for (const pid of processTree(master)) assert.deepEqual([...new Set(threadNices(pid))], [0], `pid ${pid}'s threads`);
+  assert.ok((await fetch(url)).ok);
+  s.child.kill('SIGTERM');
+  assert.equal((await s.exited).code, 0);
+});
