@@ -123,13 +123,15 @@ test('generations number every attempt; a failing new generation leaves the old 
 test('--signal-on-hup and --signal-on-term choose the signals; QUIT stops cleanly; USR1 is ignored', async (t) => {
   const dir = tempDir(t);
   const got = join(dir, 'got');
-  const worker = `for my $s (qw(TERM USR1 USR2)) { $SIG{$s} = sub { open my $f, '>>', '${got}'; print $f "$$:$s\\n"; close $f; exit 0 } } sleep 1 while 1;`;
+  // says "up" once its handlers are set: a signal before that would kill it (a loaded machine starts perl slowly)
+  const worker = `sub note { open my $f, '>>', '${got}'; print $f "$$:$_[0]\\n"; close $f } for my $s (qw(TERM USR1 USR2)) { $SIG{$s} = sub { note($s); exit 0 } } note('up'); sleep 1 while 1;`;
   const s = run(t, START_SERVER, ['--signal-on-hup=usr1', '--signal-on-term=SIGUSR2', '--interval=0', '--', 'perl', '-e', worker]);
-  await waitFor('worker 1', () => /starting new worker (\d+)/.test(s.stderr()));
+  await waitFor('worker 1 up', () => existsSync(got) && /:up\n/.test(readFileSync(got, 'utf8')));
   s.child.kill('SIGHUP');
   await waitFor('old worker got USR1', () => existsSync(got) && /:USR1\n/.test(readFileSync(got, 'utf8')));
   s.child.kill('SIGUSR1');
   await waitFor('USR1 logged', () => s.stderr().includes('received USR1, ignored'));
+  await waitFor('worker 2 up', () => (readFileSync(got, 'utf8').match(/:up\n/g) ?? []).length === 2);
   s.child.kill('SIGTERM');
   assert.equal((await s.exited).code, 0);
   assert.match(readFileSync(got, 'utf8'), /:USR2\n$/, '--signal-on-term sent on TERM');
@@ -270,8 +272,11 @@ test('--log-file sends supervisor and worker output to a file or a command', asy
 });
 
 test('--kill-timeout KILLs an old worker that ignores its signal', async (t) => {
-  const s = run(t, START_SERVER, ['--kill-timeout=1', '--interval=0', '--', 'perl', '-e', '$SIG{TERM} = "IGNORE"; sleep 1 while 1']);
-  await waitFor('worker', () => s.stderr().includes('starting new worker'));
+  const up = join(tempDir(t), 'up');
+  // the file says the TERM handler is set: a TERM before that would end it (a loaded machine starts perl slowly)
+  const worker = `$SIG{TERM} = "IGNORE"; open my $f, '>>', '${up}'; close $f; sleep 1 while 1`;
+  const s = run(t, START_SERVER, ['--kill-timeout=1', '--interval=0', '--', 'perl', '-e', worker]);
+  await waitFor('worker ignores TERM', () => existsSync(up));
   s.child.kill('SIGHUP');
   await waitFor('KILL sent', () => /worker \d+ still alive 1 secs after TERM, sending KILL/.test(s.stderr()));
   await waitFor('old worker reaped with status 9', () => /old worker \d+ died, status:9\n/.test(s.stderr()));

@@ -99,8 +99,10 @@ test('a server that sends no READY=1 is ready once it waits for connections on t
     const started = Date.now();
     const r = await deploy(t, pidFile);
     assert.equal(r.code, 0, r.out + s.stderr());
-    // the 500 ms boot is not taken for readiness, and no timeout is waited for
-    const ready = Number(/ready after (\d+) ms \(pid \d+ waits for connections \(epoll on fd 3\)\)/.exec(r.out)?.[1]);
+    // the 500 ms boot is not taken for readiness, and no timeout is waited for; under load the
+    // server may be busy from its first moment, and is then seen holding what it accepted
+    const seen = /ready after (\d+) ms \(pid \d+ (waits for connections \(epoll on fd 3\)|holds a connection it accepted on port \d+)\)/;
+    const ready = Number(seen.exec(r.out)?.[1]);
     assert.ok(ready >= 500 && Date.now() - started < 15_000, r.out);
     assert.equal(await (await fetch(url)).text(), `generation ${i}\n`);
   }
