@@ -12,7 +12,7 @@
 // graceful() hands the port over before it stops accepting.
 import { isIP, Server as NetServer, type Server } from 'node:net';
 import { inheritedSockets, systemBacklog } from '../net/inherited.ts';
-import { chooseHandover, type HandoverName, joinGroup, type ReuseportGroupMember } from '../net/reuseport/index.ts';
+import { chooseHandover, type HandoverName, joinGroup, type ReuseportGroupMember, steerIn } from '../net/reuseport/index.ts';
 import { sdNotify } from '../process/sd-notify.ts';
 
 export { type InheritedSocket, inheritedSockets } from '../net/inherited.ts';
@@ -73,6 +73,7 @@ async function listenReuseport(server: Server, host: string, port: number, backl
     ),
   );
   reuseport.set(server, { group, fronts });
+  steerIn(group);
   return `${host}:${group.port} (SO_REUSEPORT, handover: ${group.handover})`;
 }
 

@@ -21,7 +21,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { native } from '../net/native.ts';
-import { handOverPort, type ReuseportGroupMember } from '../net/reuseport/index.ts';
+import { handOverPort, type ReuseportGroupMember, steerIn } from '../net/reuseport/index.ts';
 import { HandoffOffer, type TakenOver } from '../net/socket-handoff.ts';
 import { BOOT_NICE, canRestorePriority, LowPriorityBoot, normalPriority, watchBoot } from '../process/boot-priority.ts';
 import { logger } from '../process/log.ts';
@@ -227,6 +227,7 @@ export class Master {
       const low = this.bootsBeside(1) ? new LowPriorityBoot(this.normalNice) : undefined;
       const started = await this.startSet(++this.currentSet, () => low?.restore());
       if (started.ok) {
+        if (this.group) steerIn(this.group);
         log(`${this.cfg.workers} workers listening (pid ${process.pid}); HUP reloads, TERM stops`);
         this.startOffering();
         sdNotify('READY=1', log);

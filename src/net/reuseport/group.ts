@@ -14,6 +14,8 @@ export interface ReuseportGroupMember {
   port: number;
   family: 4 | 6;
   handover: HandoverName;
+  /** With a per-CPU mechanism: the CPU each of `fds` serves, in the same order. */
+  cpus: Array<number | undefined>;
   /**
    * Listeners on the port before this instance joined: older instances,
    * possibly draining themselves, so never counted as a successor.

@@ -12,6 +12,9 @@
 //   one program per group: a newcomer that listened into it would get every
 //   new connection until it attached its own, and a build that then fails
 //   at once would reset them.
+// - A joining instance takes new connections only once it accepts
+//   (steerIn): until then they go to the members already serving, rather
+//   than waiting in its queue for its boot (steer, cbpf).
 // - A leaving instance first stops taking new connections, then waits
 //   (bounded) until another listener holds the same address and port, so the
 //   port is never left empty, then empties its queue (or has the kernel move
@@ -66,22 +69,27 @@ export function chooseHandover(wanted: string, oneSocket: boolean): HandoverName
 /** Opens this instance's listeners (per CPU or one) and readies them for the mechanism. */
 function open(host: string, port: number, family: 4 | 6, backlog: number, handover: HandoverName): ReuseportGroupMember {
   const m = MECHANISMS[handover];
-  const cpus = m.perCpu ? possibleCpus() : [undefined];
+  const cpus: Array<number | undefined> = m.perCpu ? possibleCpus() : [undefined];
   const older = port === 0 ? new Set<string>() : listenerInodes(host, port, family);
   const fds: number[] = [];
   let actualPort = port;
   try {
-    for (const cpu of cpus) {
+    for (let i = 0; i < cpus.length; i++) {
       const fd = native.openSocket({ family, host, port: actualPort, backlog, reusePort: true, cloexec: true });
       fds.push(fd);
       actualPort = native.localAddress(fd).port as number;
-      m.prepare(fd, cpu);
+      m.prepare(fd);
     }
   } catch (e) {
     for (const fd of fds) native.closeFd(fd);
     throw e;
   }
-  return { fds, host, port: actualPort, family, handover, older };
+  return { fds, cpus, host, port: actualPort, family, handover, older };
+}
+
+/** The instance accepts on its listeners now: its share of new connections may come to it (until then the others take them). */
+export function steerIn(member: ReuseportGroupMember): void {
+  MECHANISMS[member.handover].steerIn(member);
 }
 
 /**
@@ -162,7 +170,7 @@ function keepTurnUntilAlone(member: ReuseportGroupMember, lock: number): void {
     try {
       const now = listenerInodes(member.host, member.port, member.family);
       alone = ![...member.older].some((inode) => now.has(inode));
-      if (alone) for (const fd of member.fds) m.prepare(fd, undefined);
+      if (alone) for (const fd of member.fds) m.prepare(fd);
     } catch {
       alone = true; // our listeners are gone: there is nothing to ready
     }

@@ -16,10 +16,12 @@ export interface Mechanism {
   perCpu: boolean;
   /** Why this machine cannot use it; undefined when it can. */
   unavailable(): string | undefined;
-  /** Readies a listener just bound (`cpu`: the one it serves, with perCpu). */
-  prepare(fd: number, cpu: number | undefined): void;
+  /** Readies a listener just bound. */
+  prepare(fd: number): void;
   /** Instances join one at a time, and only once the group is down to one member. */
   exclusiveJoin: boolean;
+  /** Once this instance accepts on its listeners: its share of new connections comes to it. */
+  steerIn(member: ReuseportGroupMember): void;
   /** On stop, before waiting for a successor: new connections stop coming to us. */
   steerAway(member: ReuseportGroupMember): void;
   /** Once a successor listens: everything goes to it. */
@@ -91,25 +93,34 @@ export const MECHANISMS: Readonly<Record<HandoverName, Mechanism>> = {
     unavailable: () => (!kernelAtLeast(5, 14) ? 'needs Linux >= 5.14' : migrateReqEnabled() ? undefined : 'net.ipv4.tcp_migrate_req is 0'),
     prepare: detachProgram,
     exclusiveJoin: false,
+    steerIn: nothing,
     steerAway: nothing,
     steerToSuccessor: nothing,
     kernelMigrates: true,
   },
   // One listener per possible CPU, marked SO_INCOMING_CPU=cpu: the kernel
-  // (6.2+) hands a connection to a member marked with the CPU it arrives on.
-  // A leaving instance marks its listeners -1 and so gets nothing new while
-  // it still counts as a fallback; it accepts until its queues stay empty.
-  // Holds with overlapping generations, unlike a constant cBPF program.
+  // (6.2+) hands a connection to a member marked with the CPU it arrives on,
+  // and to any member (by hash) only when none is marked for that CPU. A
+  // joining instance stays unmarked until it accepts (a booting instance
+  // marked at bind got half the new connections here, which then waited for
+  // its boot); a leaving instance unmarks its listeners and so gets nothing
+  // new while it still counts as a fallback; it accepts until its queues
+  // stay empty. Holds with overlapping generations, unlike a constant cBPF
+  // program.
   steer: {
     name: 'steer',
-    summary: 'one listener per CPU (SO_INCOMING_CPU); a leaving instance steers new connections away, then empties its queues',
+    summary:
+      'one listener per CPU (SO_INCOMING_CPU); an instance takes new connections once it accepts, and a leaving one steers them away, then empties its queues',
     perCpu: true,
     unavailable: () => (kernelAtLeast(6, 2) ? undefined : 'needs Linux >= 6.2 (SO_INCOMING_CPU preference in reuseport groups)'),
-    prepare: (fd, cpu) => {
-      detachProgram(fd);
-      if (cpu !== undefined) native.setsockoptInt(fd, SOL_SOCKET, SO_INCOMING_CPU, cpu);
-    },
+    prepare: detachProgram,
     exclusiveJoin: false,
+    steerIn: (member) => {
+      member.fds.forEach((fd, i) => {
+        const cpu = member.cpus[i];
+        if (cpu !== undefined) native.setsockoptInt(fd, SOL_SOCKET, SO_INCOMING_CPU, cpu);
+      });
+    },
     steerAway: (member) => {
       for (const fd of member.fds) native.setsockoptInt(fd, SOL_SOCKET, SO_INCOMING_CPU, -1);
     },
@@ -131,6 +142,7 @@ export const MECHANISMS: Readonly<Record<HandoverName, Mechanism>> = {
     unavailable: () => (kernelAtLeast(4, 5) ? undefined : 'needs Linux >= 4.5 (SO_ATTACH_REUSEPORT_CBPF)'),
     prepare: (fd) => native.attachReuseportCbpf(fd, pickIndex(0)),
     exclusiveJoin: true,
+    steerIn: nothing,
     steerAway: nothing,
     steerToSuccessor: (member) => {
       for (const fd of member.fds) native.attachReuseportCbpf(fd, pickIndex(1));
@@ -145,6 +157,7 @@ export const MECHANISMS: Readonly<Record<HandoverName, Mechanism>> = {
     unavailable: () => undefined,
     prepare: detachProgram,
     exclusiveJoin: false,
+    steerIn: nothing,
     steerAway: nothing,
     steerToSuccessor: nothing,
     kernelMigrates: false,

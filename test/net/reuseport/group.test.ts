@@ -5,7 +5,8 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../../src/net/native.ts';
-import { handOverPort, joinGroup, joinLockPath, type ReuseportGroupMember } from '../../../src/net/reuseport/index.ts';
+import { handOverPort, joinGroup, joinLockPath, type ReuseportGroupMember, steerIn } from '../../../src/net/reuseport/index.ts';
+import { kernelAtLeast } from '../../../src/net/reuseport/mechanisms.ts';
 import { freePort, waitFor } from '../../helpers.ts';
 
 const HOST = '127.0.0.1';
@@ -58,4 +59,37 @@ test("cbpf: when a joiner's turn ends, new connections go to the live member, no
   await sleep(50);
   assert.equal(native.tcpListenQueue(newcomer), 0, 'connections landed on a listener that had not chosen to take them');
   assert.equal(native.tcpListenQueue(live.fds[0] as number), 20);
+});
+
+test('steer: a joiner takes no new connection until it steers in (it accepts); alone, it takes them all; then they are shared', {
+  skip: kernelAtLeast(6, 2) ? false : 'steer needs Linux >= 6.2',
+}, async (t) => {
+  const port = await freePort();
+  const fds: number[] = [];
+  const clients: Socket[] = [];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+    for (const fd of fds) native.closeFd(fd);
+  });
+  const join = async () => {
+    const m = (await joinGroup({ host: HOST, port, family: 4, backlog: 512, handover: 'steer', timeoutMs: 5_000 })) as ReuseportGroupMember;
+    fds.push(...m.fds);
+    return m;
+  };
+  const queued = (m: ReuseportGroupMember) => m.fds.reduce((n, fd) => n + native.tcpListenQueue(fd), 0);
+  const first = await join();
+  clients.push(...(await connections(port, 20)));
+  await sleep(50);
+  assert.equal(queued(first), 20, 'a lone member that has not steered in still takes every connection');
+  steerIn(first);
+  const booting = await join();
+  clients.push(...(await connections(port, 40)));
+  await sleep(50);
+  assert.equal(queued(booting), 0, 'connections waited in the queue of an instance that does not accept yet');
+  assert.equal(queued(first), 60);
+  steerIn(booting);
+  clients.push(...(await connections(port, 40)));
+  await sleep(50);
+  assert.ok(queued(booting) > 0 && queued(first) > 60, `shared once both accept: ${queued(first)} and ${queued(booting)}`);
+  assert.equal(queued(first) + queued(booting), 100);
 });
