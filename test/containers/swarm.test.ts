@@ -145,6 +145,17 @@ async function capacity(t: Parameters<typeof tempDir>[0], e: DockerEngine): Prom
   return r.requests / r.seconds;
 }
 
+/** What the engine saw, for a failure: each web task's end (an exit status, a failed health check) and nginx's complaints. */
+function evidence(e: DockerEngine): string {
+  const tasks = e.docker('service', 'ps', `${STACK}_web`, '--no-trunc', '--format', '{{.Name}} {{.CurrentState}} {{.Error}}');
+  const front = e.docker('service', 'logs', '--raw', `${STACK}_front`);
+  const complaints = `${front.stdout}${front.stderr}`
+    .split('\n')
+    .filter((l) => /\[(warn|error|crit)\]/.test(l))
+    .slice(-20);
+  return `web tasks:\n${tasks.stdout}nginx, last complaints:\n${complaints.join('\n')}`;
+}
+
 function describe(r: DrillReport): string {
   const bad = Object.entries(r.outcomes)
     .filter(([o, n]) => o !== 'ok' && n)
@@ -210,9 +221,10 @@ test(`swarm: ${UPDATES} rolling updates of baton serve and reuseport-exec replic
   for (const l of loads) reports.push({ name: l.name, report: await l.stop() });
   for (const { name, report } of reports) t.diagnostic(`${name}: ${describe(report)}`);
   t.diagnostic(`${UPDATES} rolling updates of 2 web and 2 Python replicas in ${seconds.toFixed(0)} s`);
+  const why = reports.some(({ report }) => report.failed > 0) ? evidence(e) : '';
   for (const { name, report } of reports) {
     assert.ok(report.requests >= (name.endsWith('s GET') ? 4 * UPDATES : 20 * UPDATES), `${name}: ${describe(report)}`);
-    assert.equal(report.failed, 0, `${name}: ${describe(report)}\n${JSON.stringify(report.failures.slice(0, 5))}`);
+    assert.equal(report.failed, 0, `${name}: ${describe(report)}\n${JSON.stringify(report.failures.slice(0, 5))}\n${why}`);
   }
 });
 
