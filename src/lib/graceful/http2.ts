@@ -25,11 +25,20 @@
 // Nothing is reset: no stream ends in RST_STREAM, no connection in a TCP
 // reset. HTTP/2 sockets are never taken for idle HTTP/1 connections: a stream
 // sending a long response receives no byte and must not be swept.
+// What runs per stream is the only thing here on the hot path: a counter on
+// its session and one listener shared by every stream (no closure, no map
+// lookup), so the drain costs a served stream next to nothing.
 import { constants, type Http2Session } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 
-type Stream = { once(e: 'close', f: () => void): void };
+/** What the drain keeps on a session: its streams open, and the Sessions it belongs to. */
+type Tracked = Http2Session & { [OPEN]: number; [OWNER]: Sessions };
+type Stream = { on(e: 'close', f: () => void): void; [SESSION]?: Tracked };
+
+const OPEN = Symbol('baton.openStreams');
+const OWNER = Symbol('baton.sessions');
+const SESSION = Symbol('baton.session');
 
 /** The largest stream id (2^31 - 1): the first GOAWAY promises nothing about which streams were seen. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -39,17 +48,27 @@ export function isHttp2Server(server: NetServer): boolean {
   return typeof (server as { updateSettings?: unknown }).updateSettings === 'function';
 }
 
+/** A session's 'stream' listener, ahead of the server's own (which may respond at once). */
+function onStream(this: Tracked, stream: Stream): void {
+  this[OPEN]++;
+  stream[SESSION] = this;
+  stream.on('close', onStreamClose);
+  // told now, with a stream open (so Node reads on) and ahead of its response
+  if (this[OWNER].phase !== 'serving') this[OWNER].tell(this);
+}
+
+function onStreamClose(this: Stream): void {
+  const s = this[SESSION] as Tracked;
+  if (--s[OPEN] === 0 && s[OWNER].phase === 'closing') s[OWNER].closeWhenIdle(s);
+}
+
 export class Sessions {
   readonly open = new Set<Http2Session>();
   /** TLS connections accepted that have no session yet (in their handshake). */
   private readonly handshaking = new Set<Socket>();
-  /** The streams open on each session. */
-  private readonly live = new WeakMap<Http2Session, Set<Stream>>();
-  /** Streams open per session (counted only while draining matters, but a session's life is short next to its streams). */
-  private readonly streams = new WeakMap<Http2Session, number>();
   /** When each session heard the first GOAWAY: it is closed no sooner than the gap after. */
   private readonly told = new WeakMap<Http2Session, number>();
-  private phase: 'serving' | 'announced' | 'closing' = 'serving';
+  phase: 'serving' | 'announced' | 'closing' = 'serving';
   private readonly gapMs: number;
 
   constructor(server: NetServer, gapMs: number) {
@@ -63,24 +82,13 @@ export class Sessions {
         if (tls._parent) this.handshaking.delete(tls._parent);
       });
     }
-    server.on('session', (s: Http2Session) => {
+    server.on('session', (session: Http2Session) => {
+      const s = session as Tracked;
+      s[OPEN] = 0;
+      s[OWNER] = this;
       this.open.add(s);
-      this.streams.set(s, 0);
       s.once('close', () => this.open.delete(s));
-      // ahead of the server's own listener, which may respond at once
-      s.prependListener('stream', (stream: Stream) => {
-        this.streams.set(s, (this.streams.get(s) ?? 0) + 1);
-        const live = this.live.get(s) ?? new Set<Stream>();
-        this.live.set(s, live.add(stream));
-        // told now, with a stream open (so Node reads on) and ahead of its response
-        if (this.phase !== 'serving') this.tell(s);
-        stream.once('close', () => {
-          live.delete(stream);
-          const left = (this.streams.get(s) ?? 1) - 1;
-          this.streams.set(s, left);
-          if (left === 0 && this.phase === 'closing') this.closeWhenIdle(s);
-        });
-      });
+      s.prependListener('stream', onStream);
       // a late comer that sends nothing is closed once the gap is over
       if (this.phase !== 'serving')
         setTimeout(() => {
@@ -96,11 +104,11 @@ export class Sessions {
    * stream comes, or closed once the gap is over.
    */
   private announceTo(s: Http2Session): void {
-    if ((this.live.get(s)?.size ?? 0) > 0) this.tell(s);
+    if ((s as Tracked)[OPEN] > 0) this.tell(s);
   }
 
   /** Phase 1 for one session; phase 2 follows the gap after. */
-  private tell(s: Http2Session): void {
+  tell(s: Http2Session): void {
     if (this.told.has(s)) return;
     this.told.set(s, Date.now());
     goaway(s);
@@ -110,8 +118,8 @@ export class Sessions {
   }
 
   /** Phase 2, once no stream is open: at once for a session never told (it was idle), else a gap after it was told. */
-  private closeWhenIdle(s: Http2Session): void {
-    if ((this.streams.get(s) ?? 0) > 0) return;
+  closeWhenIdle(s: Http2Session): void {
+    if ((s as Tracked)[OPEN] > 0) return;
     const told = this.told.get(s);
     if (told === undefined || Date.now() - told >= this.gapMs) close(s);
   }
