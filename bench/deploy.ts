@@ -28,7 +28,10 @@ import { runDrill } from '../src/drill/run.ts';
 import { freePort } from '../src/net/free-port.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const BATON = join(ROOT, 'src', 'cli', 'baton.ts');
+// what users run (the package's dist/, built now so that it is never stale);
+// BENCH_SOURCE=1 runs src/ instead, whose boots also strip TypeScript types
+const BATON = process.env.BENCH_SOURCE ? join(ROOT, 'src', 'cli', 'baton.ts') : join(ROOT, 'dist', 'cli', 'baton.js');
+if (!process.env.BENCH_SOURCE) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const NEXT = join(ROOT, 'node_modules', 'next', 'dist', 'bin', 'next');
 const NEXT_DIR = join(ROOT, 'examples', 'nextjs');

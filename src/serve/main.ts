@@ -2,11 +2,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
 import { commandLine, type OptionTable, optionHelp } from '../cli-kit/options.ts';
 import { DRAIN_TIMEOUT_S, GRACEFUL_TIMEOUT_S, HANDOVER_TIMEOUT_S, KEEPALIVE_TIMEOUT_S } from '../defaults.ts';
 import { BatonError } from '../errors.ts';
 import { systemBacklog } from '../net/inherited.ts';
+import { tls } from '../net/node-modules.ts';
 import { chooseHandover, handoverChoices, handoverHelp } from '../net/reuseport/index.ts';
 import { type TakenOver, takeOver } from '../net/socket-handoff.ts';
 import { compileCacheDir } from '../process/compile-cache.ts';
@@ -188,7 +188,7 @@ function readTls(
     }
   };
   try {
-    createSecureContext({ cert: read(certFile, 'certificate'), key: read(keyFile, 'key') });
+    tls().createSecureContext({ cert: read(certFile, 'certificate'), key: read(keyFile, 'key') });
   } catch (e) {
     if (e instanceof BatonError) throw e;
     throw new BatonError('ERR_BATON_TLS', `${certFile} and ${keyFile} are not a certificate and its key: ${(e as Error).message}`);

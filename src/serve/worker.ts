@@ -20,13 +20,12 @@
 //   a master that is gone is dropped too (the worker then drains and exits).
 
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttp2Server, createSecureServer } from 'node:http2';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatonError } from '../errors.ts';
 import { type CapturedListen, DeferredSignals, deferClose, ListenCapture } from '../lib/capture.ts';
 import { type Graceful, graceful } from '../lib/graceful/index.ts';
+import { http, http2, https } from '../net/node-modules.ts';
 import { LowPriorityBoot } from '../process/boot-priority.ts';
 import { flushCompileCacheNow } from '../process/compile-cache.ts';
 import { logger } from '../process/log.ts';
@@ -257,12 +256,13 @@ function newServer(): Server {
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
   if (config.http2) {
     // the HTTP/1.1 timeouts apply to ALPN's HTTP/1.1 fallback
+    const { createSecureServer, createServer } = http2();
     const server = tls
       ? createSecureServer({ ...tls, ...http1, allowHTTP1: true } as Parameters<typeof createSecureServer>[0])
-      : createHttp2Server();
+      : createServer();
     return server as unknown as Server;
   }
-  return tls ? createHttpsServer({ ...http1, ...tls }) : createServer(http1);
+  return tls ? https().createServer({ ...http1, ...tls }) : http.createServer(http1);
 }
 
 /** An app that exports a handler: our own servers, one per inherited socket. */

@@ -3,9 +3,10 @@
 // nothing is computed per scrape beyond the text itself). What `baton serve`
 // generations add (connections, worker restarts) arrives on the notify
 // socket as BATON_STATS= lines, sent once a second by their masters.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { DeployOutcome, DeployRecord, Verdict } from '../control/protocol.ts';
 import { BatonError } from '../errors.ts';
+import { http } from '../net/node-modules.ts';
 
 /** The verdicts, named as a Prometheus label wants them. */
 const OUTCOME_LABEL: Record<DeployOutcome, string> = {
@@ -139,7 +140,7 @@ export async function serveMetrics(address: string, render: () => string): Promi
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
   if (!m) throw new BatonError('ERR_BATON_USAGE', `--metrics must be HOST:PORT, like 127.0.0.1:9464 (got ${JSON.stringify(address)})`);
   const host = m[1] ?? (m[2] || '0.0.0.0');
-  const server = createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     if (req.url !== '/metrics' && !req.url?.startsWith('/metrics?')) {
       res.statusCode = 404;
       res.end('see /metrics\n');

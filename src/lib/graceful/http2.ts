@@ -28,9 +28,10 @@
 // What runs per stream is the only thing here on the hot path: a counter on
 // its session and one listener shared by every stream (no closure, no map
 // lookup), so the drain costs a served stream next to nothing.
-import { constants, type Http2Session } from 'node:http2';
+// node:http2 and node:tls are only named here, never loaded: an HTTP/1
+// server's drain must not pay for them.
+import type { Http2Session } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
-import { Server as TlsServer } from 'node:tls';
 
 /** What the drain keeps on a session: its streams open, and the Sessions it belongs to. */
 type Tracked = Http2Session & { [OPEN]: number; [OWNER]: Sessions };
@@ -40,6 +41,8 @@ const OPEN = Symbol('baton.openStreams');
 const OWNER = Symbol('baton.sessions');
 const SESSION = Symbol('baton.session');
 
+/** RFC 9113's NO_ERROR, the code of a graceful GOAWAY. */
+const NO_ERROR = 0;
 /** The largest stream id (2^31 - 1): the first GOAWAY promises nothing about which streams were seen. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
 
@@ -73,7 +76,8 @@ export class Sessions {
 
   constructor(server: NetServer, gapMs: number) {
     this.gapMs = gapMs;
-    if (server instanceof TlsServer) {
+    // a TLS server (https, or http2's secure one) has secure contexts
+    if (typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function') {
       server.on('connection', (raw: Socket) => {
         this.handshaking.add(raw);
         raw.once('close', () => this.handshaking.delete(raw));
@@ -153,7 +157,7 @@ function goaway(s: Http2Session): void {
   if (s.destroyed || s.closed) return;
   const send = () => {
     try {
-      s.goaway(constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
+      s.goaway(NO_ERROR, MAX_STREAM_ID);
     } catch {
       // the session ended meanwhile
     }
