@@ -2,10 +2,17 @@
 // over leave behind for the next instance, with real listeners on 127.0.0.1.
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../../src/net/native.ts';
-import { handOverPort, joinGroup, joinLockPath, type ReuseportGroupMember, steerIn } from '../../../src/net/reuseport/index.ts';
+import {
+  type HandoverName,
+  handOverPort,
+  joinGroup,
+  joinLockPath,
+  type ReuseportGroupMember,
+  steerIn,
+} from '../../../src/net/reuseport/index.ts';
 import { kernelAtLeast } from '../../../src/net/reuseport/mechanisms.ts';
 import { freePort, waitFor } from '../../helpers.ts';
 
@@ -32,7 +39,8 @@ async function connections(port: number, n: number): Promise<Socket[]> {
   );
 }
 
-test("cbpf: when a joiner's turn ends, new connections go to the live member, not to a newcomer that has not chosen yet", async (t) => {
+/** A port's group for one test: members join with `handover`; every fd and client is closed after the test. */
+async function group(t: TestContext, handover: HandoverName) {
   const port = await freePort();
   const fds: number[] = [];
   const clients: Socket[] = [];
@@ -41,10 +49,15 @@ test("cbpf: when a joiner's turn ends, new connections go to the live member, no
     for (const fd of fds) native.closeFd(fd);
   });
   const join = async () => {
-    const m = (await joinGroup({ host: HOST, port, family: 4, backlog: 128, handover: 'cbpf', timeoutMs: 5_000 })) as ReuseportGroupMember;
+    const m = (await joinGroup({ host: HOST, port, family: 4, backlog: 512, handover, timeoutMs: 5_000 })) as ReuseportGroupMember;
     fds.push(...m.fds);
     return m;
   };
+  return { port, fds, clients, join };
+}
+
+test("cbpf: when a joiner's turn ends, new connections go to the live member, not to a newcomer that has not chosen yet", async (t) => {
+  const { port, fds, clients, join } = await group(t, 'cbpf');
   const first = await join();
   const live = await join();
   assert.equal(tryLock(port), undefined, 'the successor holds its turn while its predecessor is still there');
@@ -64,18 +77,7 @@ test("cbpf: when a joiner's turn ends, new connections go to the live member, no
 test('steer: a joiner takes no new connection until it steers in (it accepts); alone, it takes them all; then they are shared', {
   skip: kernelAtLeast(6, 2) ? false : 'steer needs Linux >= 6.2',
 }, async (t) => {
-  const port = await freePort();
-  const fds: number[] = [];
-  const clients: Socket[] = [];
-  t.after(() => {
-    for (const c of clients) c.destroy();
-    for (const fd of fds) native.closeFd(fd);
-  });
-  const join = async () => {
-    const m = (await joinGroup({ host: HOST, port, family: 4, backlog: 512, handover: 'steer', timeoutMs: 5_000 })) as ReuseportGroupMember;
-    fds.push(...m.fds);
-    return m;
-  };
+  const { port, clients, join } = await group(t, 'steer');
   const queued = (m: ReuseportGroupMember) => m.fds.reduce((n, fd) => n + native.tcpListenQueue(fd), 0);
   const first = await join();
   clients.push(...(await connections(port, 20)));
