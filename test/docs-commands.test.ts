@@ -162,7 +162,7 @@ const PAGES: Record<string, { commands: string[]; others: string[] }> = {
   'start_server.md': { commands: ['start_server'], others: ['--opt'] },
   'deploy.md': { commands: ['baton start', 'baton deploy', 'baton status', 'baton upgrade'], others: [] },
   'serve.md': { commands: ['baton serve'], others: [] },
-  'reuseport-exec.md': { commands: ['baton reuseport-exec', 'start_server'], others: [] },
+  'reuseport-exec.md': { commands: ['baton reuseport-exec', 'start_server'], others: ['--bind', '--timeout-keep-alive'] },
   'drill.md': { commands: ['baton drill'], others: [] },
 };
 
