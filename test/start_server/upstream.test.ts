@@ -23,7 +23,11 @@ test('upstream Server::Starter test suite passes against our start_server', {
     encoding: 'utf8',
   });
   // prove's verdict per file is on stdout, the supervisors' logs on stderr
-  const out = `${r.stdout.split('\n').filter((l) => !/^\s*ok\b/.test(l)).join('\n').slice(-6000)}\n--- stderr:\n${r.stderr.slice(-2000)}`;
+  const out = `${r.stdout
+    .split('\n')
+    .filter((l) => !/^\s*ok\b/.test(l))
+    .join('\n')
+    .slice(-6000)}\n--- stderr:\n${r.stderr.slice(-2000)}`;
   assert.equal(r.status, 0, out);
   assert.match(r.stdout, /Files=13, Tests=115,/);
   assert.match(r.stdout, /Result: PASS/);
