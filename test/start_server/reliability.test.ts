@@ -112,7 +112,8 @@ test('a READY=1 forged by another process is ignored and logged; the first gener
       ),
     10_000,
   );
-  assert.match(readFileSync(status, 'utf8'), /^1:\d+\n$/);
+  // the status file is written once the start returns, just after the log line
+  await waitFor('status names gen 1', () => existsSync(status) && /^1:\d+\n$/.test(readFileSync(status, 'utf8')), 10_000);
   s.child.kill('SIGTERM');
   await s.exited;
 });
