@@ -534,7 +534,10 @@ export class Supervisor {
     const env = generationEnv(this.env, {
       listeners: this.listeners,
       generation: this.number,
-      serving: this.gens.serving()?.number,
+      // a boot at low priority is only safe where its readiness is waited
+      // for: timed by --interval, the old generation is stopped when the time
+      // is up, booted or not (a starved boot there left no one accepting)
+      serving: this.judge.timed ? undefined : this.gens.serving()?.number,
       notify: this.notify && { path: this.notify.path, token },
       metrics: this.opts.metrics !== undefined,
     });

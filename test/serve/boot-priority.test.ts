@@ -4,12 +4,12 @@
 // otherwise take many times its unloaded boot.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { processTree } from '../../src/net/acceptors.ts';
-import { BATON, freePort, ROOT, run, tempDir, waitFor } from '../helpers.ts';
+import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
 const BUSY = join(ROOT, 'test', 'fixtures', 'busy-app.ts');
 
@@ -59,4 +59,26 @@ test('a generation booting beside the serving one on a saturated machine is brou
   assert.ok((await fetch(url)).ok);
   s.child.kill('SIGTERM');
   assert.equal((await s.exited).code, 0);
+});
+
+test('only a supervisor that waits for readiness lets a generation boot low: start_server timed by --interval stops the old one booted or not', {
+  timeout: 60_000,
+}, async (t) => {
+  const dir = tempDir(t);
+  const status = join(dir, 'status');
+  // each generation records whether it was told a generation serves beside it, then runs
+  const record = `echo "\${BATON_SERVING_GENERATION-none}" > ${dir}/gen$SERVER_STARTER_GENERATION; exec sleep 60`;
+  const besideGen2 = async (cli: string, args: string[]): Promise<string> => {
+    const s = run(t, cli, [...args, `--status-file=${status}`, '--', 'sh', '-c', record]);
+    await waitFor('generation 1 serving', () => existsSync(status) && /^1:\d+\n$/.test(readFileSync(status, 'utf8')));
+    s.child.kill('SIGHUP');
+    const gen2 = join(dir, 'gen2');
+    const beside = await waitFor('generation 2', () => existsSync(gen2) && readFileSync(gen2, 'utf8').trim());
+    s.child.kill('SIGTERM');
+    await s.exited;
+    for (const f of ['gen1', 'gen2', 'status']) rmSync(join(dir, f), { force: true });
+    return beside;
+  };
+  assert.equal(await besideGen2(START_SERVER, ['--interval=1']), 'none', 'start_server --interval');
+  assert.equal(await besideGen2(BATON, ['start', '--ready-timeout=1']), '1', 'baton start');
 });
