@@ -161,7 +161,7 @@ test('each option table in docs/ lists exactly the options of its command --help
 const PAGES: Record<string, { commands: string[]; others: string[] }> = {
   'start_server.md': { commands: ['start_server'], others: ['--opt'] },
   'deploy.md': { commands: ['baton start', 'baton deploy', 'baton status', 'baton upgrade'], others: [] },
-  'serve.md': { commands: ['baton serve'], others: [] },
+  'serve.md': { commands: ['baton serve', 'start_server'], others: [] },
   'reuseport-exec.md': { commands: ['baton reuseport-exec', 'start_server'], others: ['--bind', '--timeout-keep-alive'] },
   'drill.md': { commands: ['baton drill'], others: [] },
 };

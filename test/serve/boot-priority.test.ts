@@ -77,7 +77,7 @@ test('only a supervisor that waits for readiness lets a generation boot low: sta
     s.child.kill('SIGTERM');
     await s.exited;
     for (const f of ['gen1', 'gen2', 'status']) rmSync(join(dir, f), { force: true });
-    return beside;
+    return String(beside);
   };
   assert.equal(await besideGen2(START_SERVER, ['--interval=1']), 'none', 'start_server --interval');
   assert.equal(await besideGen2(BATON, ['start', '--ready-timeout=1']), '1', 'baton start');
