@@ -19,6 +19,7 @@
 //   (Kubernetes endpoints, kube-proxy) still send it connections; INT or a
 //   second TERM cuts the delay short.
 import { spawn } from 'node:child_process';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { native } from '../net/native.ts';
 import { handOverPort, type ReuseportGroupMember, steerIn } from '../net/reuseport/index.ts';
@@ -223,8 +224,10 @@ export class Master {
       }, 1000).unref();
     }
     if (this.phase === 'running') {
-      // workers are born with the master's priority: low from their first instruction
-      const low = this.bootsBeside(1) ? new LowPriorityBoot(this.normalNice) : undefined;
+      // workers are born with the master's priority: low from their first
+      // instruction; unless the supervisor has already brought us back from a
+      // starved boot (lowering again would undo it, with no one watching)
+      const low = this.bootsBeside(1) && getPriority() === BOOT_NICE ? new LowPriorityBoot(this.normalNice) : undefined;
       const started = await this.startSet(++this.currentSet, () => low?.restore());
       if (started.ok) {
         if (this.group) steerIn(this.group);
