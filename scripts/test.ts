@@ -1,9 +1,10 @@
 // The test runner behind `npm test`: the whole suite in two lanes at once.
 // Test files that put a sustained load on the machine (and count every
 // failed request under it) run one after another in the load lane; every
-// other file (functional tests, Server::Starter's own suite, which mostly
-// waits) runs in the second lane beside them. Its output is printed as one
-// block when it is done. Exit status: 1 if any test in either lane failed.
+// other file (functional tests, which mostly wait) runs in the second lane,
+// beside the load lane's first files, which measure nothing; the files that
+// measure run once it is done. Its output is printed as one block when it is
+// done. Exit status: 1 if any test in either lane failed.
 // The package is packed once, first (BATON_TEST_PACKAGE): packing rebuilds
 // the addon in build/, which must not happen while other tests load it.
 //   node scripts/test.ts                 the whole suite
@@ -21,14 +22,16 @@ const ROOT = join(import.meta.dirname, '..');
  * hundreds of process starts (fuzz) run here too.
  */
 const LOAD_LANE = [
+  // beside the other lane: busy, but they measure nothing
   'test/cli/fuzz.test.ts',
   'test/docs-commands.test.ts',
+  'test/net/addon-portability.test.ts',
+  // alone, once the other lane is done: from here on every file measures
   'test/containers/containers.test.ts',
   'test/containers/docker-engine.test.ts',
   'test/containers/swarm.test.ts',
   'test/drill/drill.test.ts',
   'test/drill/html.test.ts',
-  'test/net/addon-portability.test.ts',
   'test/reuseport_exec/exec.test.ts',
   'test/serve/handoff.test.ts',
   'test/serve/kubernetes.test.ts',
@@ -57,6 +60,13 @@ const LOAD_LANE = [
  * started (a leaked timer) would keep it alive.
  */
 const GUARDS = ['--test-timeout=600000', '--test-force-exit'];
+/**
+ * The first files of the load lane, which run beside the other lane. The rest
+ * wait for both: two runs out of three here, the first container test
+ * (wrk against a busy app, beside the other lane's first four minutes) saw
+ * 2 requests wait past wrk's 5 s; alone, it passed every time.
+ */
+const BESIDE_OTHER = 3;
 /** The other lane runs this many files at a time. */
 const SIDE_CONCURRENCY = 2;
 
@@ -103,15 +113,17 @@ if (asked.length > 0) {
     .sort();
   const side = all.filter((f) => !LOAD_LANE.includes(f));
   const t0 = Date.now();
-  const [load, other] = await Promise.all([
-    lane(LOAD_LANE, 1, true, env),
+  const [early, other] = await Promise.all([
+    lane(LOAD_LANE.slice(0, BESIDE_OTHER), 1, true, env),
     lane(side, SIDE_CONCURRENCY, false, env).then((r) => {
       process.stdout.write(
-        `\n== the other lane (${side.length} files, beside the load tests), done after ${Math.round((Date.now() - t0) / 1000)} s\n${r.output}== end of the other lane\n\n`,
+        `\n== the other lane (${side.length} files, beside the first ${BESIDE_OTHER} of the load lane), done after ${Math.round((Date.now() - t0) / 1000)} s\n${r.output}== end of the other lane\n\n`,
       );
       return r;
     }),
   ]);
+  const rest = await lane(LOAD_LANE.slice(BESIDE_OTHER), 1, true, env);
+  const load = { code: early.code || rest.code };
   process.stdout.write(
     `suite: ${Math.round((Date.now() - t0) / 1000)} s; load lane ${load.code === 0 ? 'passed' : 'FAILED'}, other lane ${other.code === 0 ? 'passed' : 'FAILED'}\n`,
   );
