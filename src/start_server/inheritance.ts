@@ -16,7 +16,7 @@ import type { Env } from './upstream-env.ts';
 export interface Inheritance {
   listeners: readonly Listener[];
   generation: number;
-  /** The generation serving now, if any: baton serve then boots at low priority. */
+  /** The generation serving now, where the supervisor waits for readiness (not timed by --interval): baton serve then boots at low priority. */
   serving: number | undefined;
   /** The notify socket's path and this generation's token, when there is one. */
   notify: { path: string; token: string } | undefined;
