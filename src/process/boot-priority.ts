@@ -134,8 +134,8 @@ export function normalPriority(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /**
- * A boot at low priority: started at once, ended by restore() (before
- * listening) or once starved. Starved time is told from a timer: one that
+ * A boot at low priority: started at once (`lower`; else the process was born
+ * low), ended by restore() (before listening) or once starved. Starved time is told from a timer: one that
  * fires late while the process used little CPU meanwhile was waiting for a
  * CPU (late because of our own work, the CPU used says so; waiting on I/O,
  * it fires on time). /proc's schedstat would say it exactly, but is often
@@ -148,9 +148,9 @@ export class LowPriorityBoot {
   private readonly started = performance.now();
   private starvedMs = 0;
 
-  constructor(normal: number) {
+  constructor(normal: number, lower = true) {
     this.normal = normal;
-    setPriority(BOOT_NICE);
+    if (lower) setPriority(BOOT_NICE);
     let last = performance.now();
     let cpu = process.cpuUsage();
     this.watch = setInterval(() => {

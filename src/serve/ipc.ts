@@ -29,6 +29,12 @@ export interface WorkerConfig {
   listenTimeoutMs: number;
   /** Boot at this nice value (beside a serving generation), back to `normalNice` before listening. */
   bootNice: number | undefined;
+  /**
+   * Born at `bootNice` already (the master was low when it started us): not
+   * lowered again, since the master may have brought us back from a starved
+   * boot before our first line ran, and it watches only once.
+   */
+  bornLow: boolean;
   normalNice: number;
 }
 

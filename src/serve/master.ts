@@ -227,7 +227,7 @@ export class Master {
       // workers are born with the master's priority: low from their first
       // instruction; unless the supervisor has already brought us back from a
       // starved boot (lowering again would undo it, with no one watching)
-      const low = this.bootsBeside(1) && getPriority() === BOOT_NICE ? new LowPriorityBoot(this.normalNice) : undefined;
+      const low = this.bootsBeside(1) && getPriority() === BOOT_NICE ? new LowPriorityBoot(this.normalNice, false) : undefined;
       const started = await this.startSet(++this.currentSet, () => low?.restore());
       if (started.ok) {
         if (this.group) steerIn(this.group);
@@ -317,15 +317,23 @@ export class Master {
       appPort: this.cfg.appPort,
       listenTimeoutMs: this.cfg.listenTimeoutMs,
       bootNice: this.bootsBeside(set) ? BOOT_NICE : undefined,
+      // a child is born with our priority
+      bornLow: getPriority() === BOOT_NICE,
       normalNice: this.normalNice,
     };
     const child = this.launch(config, this.fds, this.cfg.compileCache, this.appEnv);
     const w: Worker = { child, pid: child.pid as number, slot, set, state: 'starting', startedAt: Date.now(), listened: false };
     if (config.bootNice !== undefined && child.pid !== undefined) {
-      w.endBootWatch = watchBoot(child.pid, this.normalNice, (starvedMs, elapsedMs) =>
-        log(
-          `worker ${w.pid} waited ${Math.round(starvedMs)} of its ${Math.round(elapsedMs)} ms of boot for a CPU at nice ${BOOT_NICE}: back to normal priority`,
-        ),
+      // one born at normal priority is watched once it has lowered itself: brought
+      // back before that, it would lower itself after, with no one watching
+      w.endBootWatch = watchBoot(
+        child.pid,
+        this.normalNice,
+        (starvedMs, elapsedMs) =>
+          log(
+            `worker ${w.pid} waited ${Math.round(starvedMs)} of its ${Math.round(elapsedMs)} ms of boot for a CPU at nice ${BOOT_NICE}: back to normal priority`,
+          ),
+        config.bornLow ? undefined : BOOT_NICE,
       );
     }
     this.workers.add(w);

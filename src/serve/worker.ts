@@ -38,7 +38,7 @@ const APP_SHUTDOWN_MS = 5000;
 
 const config = JSON.parse(process.env.BATON_SERVE_WORKER as string) as WorkerConfig;
 // booting beside a generation that serves: take only the CPU it leaves, until we listen
-const boot = config.bootNice === undefined ? undefined : new LowPriorityBoot(config.normalNice);
+const boot = config.bootNice === undefined ? undefined : new LowPriorityBoot(config.normalNice, !config.bornLow);
 const log = logger('baton serve: ');
 let stopping = false;
 /** Set once every server listens; a stop before that is acted on then. */

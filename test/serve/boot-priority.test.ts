@@ -12,6 +12,7 @@ import { processTree } from '../../src/net/acceptors.ts';
 import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
 const BUSY = join(ROOT, 'test', 'fixtures', 'busy-app.ts');
+const SLOW_LOADING = join(ROOT, 'test', 'fixtures', 'slow-loading-app.ts');
 
 /** The nice value of every thread of `pid`. */
 function threadNices(pid: number): number[] {
@@ -56,6 +57,54 @@ test('a generation booting beside the serving one on a saturated machine is brou
   );
   const master = Number([...s.stderr().matchAll(/starting new worker (\d+)/g)].at(-1)?.[1]);
   for (const pid of processTree(master)) assert.deepEqual([...new Set(threadNices(pid))], [0], `pid ${pid}'s threads`);
+  assert.ok((await fetch(url)).ok);
+  s.child.kill('SIGTERM');
+  assert.equal((await s.exited).code, 0);
+});
+
+test('a worker the master brought back from a starved boot is not lowered again: an app that loads in one long synchronous block boots in a bounded time on a saturated machine', {
+  skip: process.getuid?.() === 0 ? false : 'needs root (or CAP_SYS_NICE) to raise a priority back',
+  timeout: 240_000,
+}, async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const pidFile = join(dir, 'pid');
+  const started = performance.now();
+  const s = run(t, BATON, [
+    'start',
+    `--port=127.0.0.1:${port}`,
+    `--pid-file=${pidFile}`,
+    '--',
+    process.execPath,
+    BATON,
+    'serve',
+    SLOW_LOADING,
+    '--max-workers=2',
+  ]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 60_000);
+  // the first generation boots at normal priority: nothing serves beside it
+  const firstBoot = (performance.now() - started) / 1000;
+  // at normal priority beside two busy loops per core a boot gets a third of
+  // a core; lowered again with no one watching, the app's 400 ms block alone
+  // takes about a minute at nice 19's share
+  const bound = Math.ceil(Math.max(20, 10 * firstBoot));
+  const deploy = async (): Promise<number> => {
+    const begun = performance.now();
+    const d = run(t, BATON, ['deploy', `--pid-file=${pidFile}`, `--timeout=${bound}`]);
+    const { code } = await d.exited;
+    assert.equal(code, 0, d.stdout() + d.stderr() + s.stderr().slice(-3000));
+    return (performance.now() - begun) / 1000;
+  };
+  const unloaded = await deploy();
+  const loops = Array.from({ length: 2 * availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  t.after(() => {
+    for (const l of loops) l.kill('SIGKILL');
+  });
+  const loaded = await deploy();
+  t.diagnostic(
+    `first boot ${firstBoot.toFixed(1)} s; deploy unloaded ${unloaded.toFixed(1)} s, on the saturated machine ${loaded.toFixed(1)} s (bound ${bound} s)`,
+  );
   assert.ok((await fetch(url)).ok);
   s.child.kill('SIGTERM');
   assert.equal((await s.exited).code, 0);
