@@ -11,10 +11,14 @@
 // - Closed loop: each connection sends its next request when the last one
 //   ends, or `thinkMs` later (many mostly idle keep-alive connections, the
 //   way browsers hold them).
-// - Open loop (`rate`): requests start on schedule however slow the answers,
-//   on an idle connection or a new one; each one's latency runs from the
-//   time it was due, not the time it could be sent, so a stall shows in the
-//   latency of everything that waited (no coordinated omission).
+// - Open loop (`rate`): requests fall due on schedule however slow the
+//   answers, and go out on one of at most `connections` connections (wrk2's
+//   model): one due while every connection is busy waits for the first to be
+//   free. Each one's latency runs from the time it was due, not the time it
+//   could be sent, so a stall shows in the latency of everything that waited
+//   (no coordinated omission). Unbounded, a stall would open a connection per
+//   waiting request, thousands, and the client would collapse under its own
+//   connects.
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { Client } from 'undici';
 import { OUTCOME_INDEX, Recording } from './recording.ts';
@@ -38,7 +42,7 @@ export interface LoadOptions {
   expectSha256?: string;
 }
 
-/** Open loop: at most this many requests in flight; a start beyond it counts as a timeout. */
+/** Open loop: at most this many requests in flight or waiting for a connection; one due beyond it counts as a timeout. */
 const MAX_IN_FLIGHT = 10_000;
 /** Distinct POST bodies (connections cycle through them). */
 const MAX_BODIES = 64;
@@ -185,6 +189,8 @@ export class Engine {
   private readonly connections: Connection[] = [];
   /** Open loop: connections with nothing in flight, ready for the next due request. */
   private readonly idle: Connection[] = [];
+  /** Open loop: when each request that is due but has no connection yet fell due (oldest first). */
+  private waiting: number[] = [];
   /** Connections with a request in flight. */
   readonly busy = new Set<Connection>();
   private running = false;
@@ -232,7 +238,7 @@ export class Engine {
   }
 
   private maybeStopped(): void {
-    if (this.running || this.busy.size > 0 || !this.stopped) return;
+    if (this.running || this.busy.size > 0 || this.waiting.length > 0 || !this.stopped) return;
     clearInterval(this.sweeper);
     const done = this.stopped;
     this.stopped = undefined;
@@ -247,6 +253,12 @@ export class Engine {
 
   ended(c: Connection, e: Exchange, outcome: number, detail: string): void {
     this.recording.record(e.start, this.now(), outcome, detail);
+    // one that fell due before a stop is still sent: dropped, a stall at the end would not show
+    const due = this.waiting.shift();
+    if (due !== undefined) {
+      c.send(due);
+      return;
+    }
     if (!this.running) {
       this.maybeStopped();
       return;
@@ -269,11 +281,15 @@ export class Engine {
     this.thinking.add(timer);
   }
 
-  /** Requests past the timeout are hung. */
+  /** Requests past the timeout are hung, those still waiting for a connection too. */
   private sweep(): void {
     const limit = this.now() - this.opts.timeoutMs;
     for (const c of [...this.busy]) {
       if ((c.current?.start ?? limit) < limit) c.timeOut(`no response within ${this.opts.timeoutMs} ms`);
+    }
+    while ((this.waiting[0] ?? limit) < limit) {
+      const due = this.waiting.shift() as number;
+      this.recording.record(due, due + this.opts.timeoutMs, TIMEOUT, `not sent within ${this.opts.timeoutMs} ms: every connection busy`);
     }
   }
 
@@ -286,11 +302,13 @@ export class Engine {
       const due = Math.floor(((now - begin) / 1000) * rate);
       for (; started < due; started++) {
         const at = begin + (started * 1000) / rate;
-        if (this.busy.size >= MAX_IN_FLIGHT) {
+        if (this.busy.size + this.waiting.length >= MAX_IN_FLIGHT) {
           this.recording.record(at, at + this.opts.timeoutMs, TIMEOUT, `not sent: ${MAX_IN_FLIGHT} requests still unanswered`);
           continue;
         }
-        (this.idle.pop() ?? this.connect()).send(at);
+        const c = this.idle.pop() ?? (this.connections.length < this.opts.connections ? this.connect() : undefined);
+        if (c) c.send(at);
+        else this.waiting.push(at);
       }
       this.pacer = setTimeout(tick, 1);
     };

@@ -24,7 +24,7 @@ export const DRILL_OPTIONS = {
     kind: 'integer',
     min: 0,
     defaultText: 'closed loop over --connections',
-    help: 'open loop: start N requests per second however slow the answers',
+    help: 'open loop: N requests per second fall due however slow the answers, and\ngo out on at most --connections connections (one due while all are busy\nwaits, its latency counted from when it was due)',
   },
   method: {
     kind: 'choice',

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -179,6 +181,38 @@ test('--rate counts latency from when a request was due: a client stalled for 1 
   assert.ok(report.requests >= 200 * 4 * 0.9, `${report.requests} requests`);
   assert.ok(report.latency.max >= 900, `max ${report.latency.max} ms`);
   assert.ok(report.latency.p99 >= 500, `p99 ${report.latency.p99} ms`);
+});
+
+test('--rate sends on at most --connections connections: one due while all are busy waits, and its wait is in its latency', async (t) => {
+  // 20 ms per request on 3 connections: 150 answers a second, against 200 due
+  let sockets = 0;
+  const server = createServer((_req, res) => {
+    setTimeout(() => res.end('slow\n'), 20);
+  });
+  server.on('connection', () => sockets++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as AddressInfo;
+  const dir = tempDir(t);
+  const r = await drill(t, [
+    '--deploys=0',
+    '--duration=2',
+    '--rate=200',
+    '--connections=3',
+    `--url=http://127.0.0.1:${port}/`,
+    '--deploy=true',
+    `--json=${dir}/open.json`,
+  ]);
+  assert.equal(r.code, 0, r.out + r.err);
+  const report = JSON.parse(readFileSync(join(dir, 'open.json'), 'utf8'));
+  // the pre-check's own request opens one more
+  assert.ok(sockets <= 4, `${sockets} connections`);
+  assert.ok(report.requests >= 380, `${report.requests} requests`);
+  // the queue grows by 50 a second: the last due waits about a third of a second
+  assert.ok(report.latency.max >= 200, `max ${report.latency.max} ms`);
 });
 
 test('bad drill options: one-line errors, exit 1', async (t) => {
