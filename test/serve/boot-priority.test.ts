@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { processTree } from '../../src/net/acceptors.ts';
 import { BATON, freePort, ROOT, run, START_SERVER, tempDir, waitFor } from '../helpers.ts';
 
@@ -22,13 +22,11 @@ function threadNices(pid: number): number[] {
   });
 }
 
-test('a generation booting beside the serving one on a saturated machine is brought back from nice 19, every thread, and serves', {
-  skip: process.getuid?.() === 0 ? false : 'needs root (or CAP_SYS_NICE) to raise a priority back',
-  timeout: 120_000,
-}, async (t) => {
-  const dir = tempDir(t);
+/** `baton start -- baton serve APP --max-workers=2`, once it answers; and the start's time to that. */
+async function serving(t: TestContext, app: string, timeoutMs: number) {
+  const started = performance.now();
   const port = await freePort();
-  const pidFile = join(dir, 'pid');
+  const pidFile = join(tempDir(t), 'pid');
   const s = run(t, BATON, [
     'start',
     `--port=127.0.0.1:${port}`,
@@ -37,16 +35,28 @@ test('a generation booting beside the serving one on a saturated machine is brou
     process.execPath,
     BATON,
     'serve',
-    BUSY,
+    app,
     '--max-workers=2',
   ]);
   const url = `http://127.0.0.1:${port}/`;
-  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 30_000);
-  // nothing to spare: two busy loops at normal priority per core
+  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, timeoutMs);
+  return { s, url, pidFile, bootS: (performance.now() - started) / 1000 };
+}
+
+/** Two busy loops at normal priority per core, for as long as the test runs: nothing to spare. */
+function saturate(t: TestContext): void {
   const loops = Array.from({ length: 2 * availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
   t.after(() => {
     for (const l of loops) l.kill('SIGKILL');
   });
+}
+
+test('a generation booting beside the serving one on a saturated machine is brought back from nice 19, every thread, and serves', {
+  skip: process.getuid?.() === 0 ? false : 'needs root (or CAP_SYS_NICE) to raise a priority back',
+  timeout: 120_000,
+}, async (t) => {
+  const { s, url, pidFile } = await serving(t, BUSY, 30_000);
+  saturate(t);
   const d = run(t, BATON, ['deploy', `--pid-file=${pidFile}`, '--timeout=100']);
   const { code } = await d.exited;
   assert.equal(code, 0, d.stderr() + s.stderr());
@@ -66,25 +76,8 @@ test('a worker the master brought back from a starved boot is not lowered again:
   skip: process.getuid?.() === 0 ? false : 'needs root (or CAP_SYS_NICE) to raise a priority back',
   timeout: 240_000,
 }, async (t) => {
-  const dir = tempDir(t);
-  const port = await freePort();
-  const pidFile = join(dir, 'pid');
-  const started = performance.now();
-  const s = run(t, BATON, [
-    'start',
-    `--port=127.0.0.1:${port}`,
-    `--pid-file=${pidFile}`,
-    '--',
-    process.execPath,
-    BATON,
-    'serve',
-    SLOW_LOADING,
-    '--max-workers=2',
-  ]);
-  const url = `http://127.0.0.1:${port}/`;
-  await waitFor('serving', async () => (await fetch(url).catch(() => undefined))?.ok, 60_000);
   // the first generation boots at normal priority: nothing serves beside it
-  const firstBoot = (performance.now() - started) / 1000;
+  const { s, url, pidFile, bootS: firstBoot } = await serving(t, SLOW_LOADING, 60_000);
   // at normal priority beside two busy loops per core a boot gets a third of
   // a core; lowered again with no one watching, the app's 400 ms block alone
   // takes about a minute at nice 19's share
@@ -97,10 +90,7 @@ test('a worker the master brought back from a starved boot is not lowered again:
     return (performance.now() - begun) / 1000;
   };
   const unloaded = await deploy();
-  const loops = Array.from({ length: 2 * availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
-  t.after(() => {
-    for (const l of loops) l.kill('SIGKILL');
-  });
+  saturate(t);
   const loaded = await deploy();
   t.diagnostic(
     `first boot ${firstBoot.toFixed(1)} s; deploy unloaded ${unloaded.toFixed(1)} s, on the saturated machine ${loaded.toFixed(1)} s (bound ${bound} s)`,
