@@ -190,7 +190,7 @@ export class Engine {
   /** Open loop: connections with nothing in flight, ready for the next due request. */
   private readonly idle: Connection[] = [];
   /** Open loop: when each request that is due but has no connection yet fell due (oldest first). */
-  private waiting: number[] = [];
+  private readonly waiting: number[] = [];
   /** Connections with a request in flight. */
   readonly busy = new Set<Connection>();
   private running = false;

@@ -135,11 +135,11 @@ export function normalPriority(env: NodeJS.ProcessEnv = process.env): number {
 
 /**
  * A boot at low priority: started at once (`lower`; else the process was born
- * low), ended by restore() (before listening) or once starved. Starved time is told from a timer: one that
- * fires late while the process used little CPU meanwhile was waiting for a
- * CPU (late because of our own work, the CPU used says so; waiting on I/O,
- * it fires on time). /proc's schedstat would say it exactly, but is often
- * compiled out.
+ * low), ended by restore() (before listening) or once starved. Starved time
+ * is told from a timer: one that fires late while the process used little
+ * CPU meanwhile was waiting for a CPU (late because of our own work, the CPU
+ * used says so; waiting on I/O, it fires on time). /proc's schedstat would
+ * say it exactly, but is often compiled out.
  */
 export class LowPriorityBoot {
   private readonly normal: number;
